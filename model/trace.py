@@ -1,0 +1,176 @@
+"""A Trace: everything one forward pass computed, for one model and one prompt.
+
+Tensor names follow TransformerLens, without the batch dimension:
+
+    hook_embed                       [pos, d_model]   token embeddings (rows of W_E)
+    hook_pos_embed                   [pos, d_model]   learned position embeddings (GPT-2 only)
+    blocks.L.hook_resid_pre          [pos, d_model]   residual stream entering block L
+    blocks.L.ln1.hook_normalized     [pos, d_model]   what attention reads (after the norm's scale/bias)
+    blocks.L.attn.hook_q             [pos, n_heads, d_head]   queries (after RoPE on rotary models)
+    blocks.L.attn.hook_k / hook_v    [pos, n_kv, d_head]      keys (after RoPE) and values
+    blocks.L.attn.hook_q_pre_rope    [pos, n_heads, d_head]   rotary models: queries before RoPE
+    blocks.L.attn.hook_k_pre_rope    [pos, n_kv, d_head]      rotary models: keys before RoPE
+    blocks.L.attn.hook_attn_scores   [n_heads, q_pos, k_pos]  q.k / sqrt(d_head), future = -inf
+    blocks.L.attn.hook_pattern       [n_heads, q_pos, k_pos]  softmax over keys: rows sum to 1
+    blocks.L.attn.hook_z             [pos, n_heads, d_head]   pattern-weighted sum of values
+    blocks.L.attn.hook_result        [pos, n_heads, d_model]  each head's output, z @ W_O[h]
+    blocks.L.hook_attn_out           [pos, d_model]   sum of hook_result over heads (+ b_O)
+    blocks.L.hook_resid_mid          [pos, d_model]   resid_pre + attn_out
+    blocks.L.ln2.hook_normalized     [pos, d_model]   what the MLP reads
+    blocks.L.mlp.hook_pre            [pos, d_mlp]     up-projection x @ W_in (+ b_in)
+    blocks.L.mlp.hook_gate           [pos, d_mlp]     gated MLPs: x @ W_gate, before SiLU
+    blocks.L.mlp.hook_post           [pos, d_mlp]     neuron values: act(pre), or silu(gate) * pre
+    blocks.L.hook_mlp_out            [pos, d_model]   hook_post @ W_out (+ b_out)
+    blocks.L.hook_resid_post         [pos, d_model]   resid_mid + mlp_out
+    ln_final.hook_normalized         [pos, d_model]
+    logits                           [pos, vocab]     next-token scores at every position
+
+With grouped-query attention, query head h reads key/value head h // (n_heads // n_kv).
+A trace is saved as FILE.safetensors (tensors) + FILE.json (metadata) and cached on disk
+under (model fingerprint, prompt), so a prompt seen once never runs the model again.
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .config import ModelConfig
+from .errors import UserError
+from .files import atomic_path, atomic_write_text, cache_dir, sha256_file, sha256_text
+from .loading import DEFAULT_MODEL, LoadedModel, load, resolve
+from .tokenizer import token_pieces
+
+TRACE_FORMAT = "1"
+MAX_PROMPT_TOKENS = 256  # the most this tool traces and draws, whatever the model's context
+
+
+@dataclass
+class Trace:
+    tensors: dict[str, torch.Tensor]
+    meta: dict
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        try:
+            return self.tensors[name]
+        except KeyError:
+            raise KeyError(f"trace has no tensor {name!r}") from None
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.tensors
+
+    @property
+    def prompt(self) -> str:
+        return self.meta["prompt"]
+
+    @property
+    def tokens(self) -> list[int]:
+        return self.meta["tokens"]
+
+    @property
+    def pieces(self) -> list[str]:
+        return self.meta["pieces"]
+
+    @cached_property
+    def config(self) -> ModelConfig:
+        return ModelConfig.from_dict(self.meta["config"])
+
+    @property
+    def hash(self) -> str:
+        return self.meta["trace_hash"]
+
+    def save(self, path: Path) -> None:
+        """Write PATH (.safetensors) and PATH with .json; each appears whole or not at all."""
+        path = Path(path)
+        with atomic_path(path) as tmp:
+            save_file({k: v.contiguous() for k, v in self.tensors.items()}, str(tmp))
+            self.meta["trace_hash"] = sha256_file(tmp)
+        atomic_write_text(path.with_suffix(".json"), json.dumps(self.meta, indent=1, ensure_ascii=False))
+
+    @classmethod
+    def load(cls, path: Path) -> "Trace":
+        """Read a saved trace; a file whose hash disagrees with its metadata is refused."""
+        path = Path(path)
+        try:
+            meta = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+            if meta.get("trace_format") != TRACE_FORMAT or sha256_file(path) != meta.get("trace_hash"):
+                raise ValueError("hash or format mismatch")
+            return cls(load_file(path), meta)
+        except (OSError, ValueError) as e:
+            raise UserError(f"trace {path} is damaged or from another version ({e})") from None
+
+
+def check_prompt(prompt: str) -> str:
+    if not prompt or not prompt.strip():
+        raise UserError("the prompt is empty: give some text, e.g. \"The capital of France is\"")
+    bad = [c for c in prompt if unicodedata.category(c) == "Cc" and c not in "\n\t"]
+    if bad:
+        raise UserError(f"the prompt contains a control character (U+{ord(bad[0]):04X}); remove it")
+    return prompt
+
+
+def encode_prompt(loaded: LoadedModel, prompt: str) -> list[int]:
+    ids = loaded.encoding.encode(check_prompt(prompt), allowed_special=set(), disallowed_special=())
+    limit = min(loaded.config.n_ctx, MAX_PROMPT_TOKENS)
+    if len(ids) > limit:
+        raise UserError(f"the prompt is {len(ids)} tokens long; at most {limit} are accepted "
+                        f"(model context {loaded.config.n_ctx}, tool limit {MAX_PROMPT_TOKENS})")
+    return ids
+
+
+def library_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("manim-transformer", "torch", "numpy", "tiktoken", "gguf", "safetensors", "manim"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def run_trace(loaded: LoadedModel, prompt: str) -> Trace:
+    """One forward pass, recording every hook."""
+    ids = encode_prompt(loaded, prompt)
+    cache: dict[str, torch.Tensor] = {}
+    loaded.model(torch.tensor(ids, device=loaded.device), cache)
+    tensors = {name: t.to("cpu", torch.float32, copy=True) for name, t in cache.items()}  # own storage each
+    meta = {
+        "trace_format": TRACE_FORMAT,
+        "prompt": prompt,
+        "tokens": ids,
+        "pieces": token_pieces(loaded.encoding, ids),
+        "model": {"name": loaded.source.name, "display_name": loaded.source.display_name,
+                  "fingerprint": loaded.fingerprint, "path": str(loaded.source.path), "kind": loaded.source.kind},
+        "config": loaded.config.to_dict(),
+        "device": str(loaded.device),
+        "dtype": "float32",
+        "versions": library_versions(),
+    }
+    return Trace(tensors, meta)
+
+
+def cache_path(fingerprint: str, prompt: str) -> Path:
+    return cache_dir() / "traces" / f"{sha256_text(fingerprint, prompt, TRACE_FORMAT)}.safetensors"
+
+
+def get_trace(prompt: str, model: str = DEFAULT_MODEL, device: str = "auto", loaded: LoadedModel | None = None) -> Trace:
+    """The trace for (model, prompt): from the cache when it is there, else from one forward pass."""
+    check_prompt(prompt)
+    source = loaded.source if loaded else resolve(model)
+    path = cache_path(source.fingerprint, prompt)
+    if path.is_file() and path.with_suffix(".json").is_file():
+        try:
+            return Trace.load(path)
+        except UserError:
+            pass  # damaged entry: rebuilt below
+    trace = run_trace(loaded or load(model, device), prompt)
+    trace.save(path)
+    return trace

@@ -1,0 +1,237 @@
+"""One readable decoder-only transformer for the GPT-2 and Llama families.
+
+Read it top to bottom: Norm -> Attention -> MLP -> Block -> Transformer.
+
+The model works on one sequence at a time (no batch dimension), which keeps every shape
+in the comments short:
+
+    pos      number of tokens in the prompt
+    d_model  width of the residual stream
+    n_heads / n_kv  query heads / key-value heads (equal unless grouped-query attention)
+    d_head   width of one head
+    d_mlp    hidden width of the MLP
+    vocab    vocabulary size
+
+Parameter names follow TransformerLens (`blocks.3.attn.W_Q`, `unembed.W_U`, ...), and every
+intermediate tensor can be recorded into a dict under TransformerLens hook names
+(`blocks.3.attn.hook_pattern`, ...). Pass `cache={}` to `Transformer.forward` to fill it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import ModelConfig
+
+Cache = dict[str, torch.Tensor] | None
+
+
+def record(cache: Cache, name: str, x: torch.Tensor) -> torch.Tensor:
+    """Save an intermediate tensor under its hook name (when recording) and pass it on."""
+    if cache is not None:
+        cache[name] = x.detach()
+    return x
+
+
+def parameter(*shape: int) -> nn.Parameter:
+    return nn.Parameter(torch.zeros(*shape))
+
+
+class Norm(nn.Module):
+    """LayerNorm (GPT-2: centre, scale, bias) or RMSNorm (Llama: scale only)."""
+
+    def __init__(self, cfg: ModelConfig, name: str):
+        super().__init__()
+        self.cfg, self.name = cfg, name
+        self.w = nn.Parameter(torch.ones(cfg.d_model))
+        self.b = parameter(cfg.d_model) if cfg.norm == "layernorm" else None
+
+    def forward(self, x: torch.Tensor, cache: Cache = None) -> torch.Tensor:
+        # x: [pos, d_model]
+        if self.cfg.norm == "layernorm":
+            x = x - x.mean(-1, keepdim=True)
+        scale = (x.pow(2).mean(-1, keepdim=True) + self.cfg.norm_eps).sqrt()  # [pos, 1]
+        x = x / scale * self.w
+        if self.b is not None:
+            x = x + self.b
+        return record(cache, f"{self.name}.hook_normalized", x)  # [pos, d_model]
+
+
+def rotary_angles(cfg: ModelConfig, n_pos: int, device=None) -> torch.Tensor:
+    """Angle by which position p turns the pair (2i, 2i+1) of a query or key: p * base^(-2i/d_head).
+
+    Returns [pos, d_head // 2].
+    """
+    i = torch.arange(0, cfg.d_head, 2, device=device, dtype=torch.float32)  # [d_head/2]
+    frequency = cfg.rope_base ** (-i / cfg.d_head)  # [d_head/2]
+    positions = torch.arange(n_pos, device=device, dtype=torch.float32)  # [pos]
+    return positions[:, None] * frequency[None, :]
+
+
+def rotate_pairs(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
+    """RoPE: rotate each adjacent pair (x[2i], x[2i+1]) of every head by its angle.
+
+    x: [pos, heads, d_head], angles: [pos, d_head/2] -> [pos, heads, d_head]
+    """
+    even, odd = x[..., 0::2], x[..., 1::2]  # [pos, heads, d_head/2] each
+    cos, sin = angles.cos()[:, None, :], angles.sin()[:, None, :]  # [pos, 1, d_head/2]
+    rotated = torch.stack((even * cos - odd * sin, even * sin + odd * cos), dim=-1)
+    return rotated.flatten(-2)
+
+
+class Attention(nn.Module):
+    """Causal multi-head attention, with grouped-query sharing of keys and values."""
+
+    def __init__(self, cfg: ModelConfig, name: str):
+        super().__init__()
+        self.cfg, self.name = cfg, name
+        H, K, D, E = cfg.n_heads, cfg.n_kv_heads, cfg.d_model, cfg.d_head
+        self.W_Q, self.W_K, self.W_V = parameter(H, D, E), parameter(K, D, E), parameter(K, D, E)
+        self.W_O = parameter(H, E, D)
+        biased = cfg.has_biases
+        self.b_Q = parameter(H, E) if biased else None
+        self.b_K = parameter(K, E) if biased else None
+        self.b_V = parameter(K, E) if biased else None
+        self.b_O = parameter(D) if biased else None
+
+    @staticmethod
+    def project(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+        # x: [pos, d_model], W: [heads, d_model, d_head] -> [pos, heads, d_head]
+        y = torch.einsum("pd,hde->phe", x, W)
+        return y if b is None else y + b
+
+    def forward(self, x: torch.Tensor, cache: Cache = None) -> torch.Tensor:
+        # x: [pos, d_model], the normalised residual stream
+        n = f"{self.name}.hook_"
+        q = self.project(x, self.W_Q, self.b_Q)  # [pos, n_heads, d_head]
+        k = self.project(x, self.W_K, self.b_K)  # [pos, n_kv, d_head]
+        v = record(cache, n + "v", self.project(x, self.W_V, self.b_V))  # [pos, n_kv, d_head]
+
+        if self.cfg.positional == "rotary":  # position enters here, by turning q and k
+            record(cache, n + "q_pre_rope", q)
+            record(cache, n + "k_pre_rope", k)
+            angles = rotary_angles(self.cfg, x.shape[0], x.device)
+            q, k = rotate_pairs(q, angles), rotate_pairs(k, angles)
+        record(cache, n + "q", q)
+        record(cache, n + "k", k)
+
+        # Each key/value head serves heads_per_kv consecutive query heads.
+        k = k.repeat_interleave(self.cfg.heads_per_kv, dim=1)  # [pos, n_heads, d_head]
+        v = v.repeat_interleave(self.cfg.heads_per_kv, dim=1)  # [pos, n_heads, d_head]
+
+        scores = torch.einsum("qhe,khe->hqk", q, k) / math.sqrt(self.cfg.d_head)  # [n_heads, pos, pos]
+        n_pos = x.shape[0]
+        future = torch.ones(n_pos, n_pos, dtype=torch.bool, device=x.device).triu(1)  # key after query
+        scores = record(cache, n + "attn_scores", scores.masked_fill(future, float("-inf")))
+        pattern = record(cache, n + "pattern", scores.softmax(dim=-1))  # rows sum to 1
+
+        z = record(cache, n + "z", torch.einsum("hqk,khe->qhe", pattern, v))  # [pos, n_heads, d_head]
+        result = record(cache, n + "result", torch.einsum("qhe,hed->qhd", z, self.W_O))  # [pos, n_heads, d_model]
+        out = result.sum(dim=1)  # [pos, d_model]
+        return out if self.b_O is None else out + self.b_O
+
+
+def activation(cfg: ModelConfig, x: torch.Tensor) -> torch.Tensor:
+    if cfg.activation == "silu":
+        return F.silu(x)
+    if cfg.activation == "gelu_new":  # GPT-2's tanh approximation
+        return F.gelu(x, approximate="tanh")
+    return F.gelu(x)
+
+
+class MLP(nn.Module):
+    """GPT-2: W_out(gelu(W_in x)). Llama: W_out(silu(W_gate x) * W_in x)."""
+
+    def __init__(self, cfg: ModelConfig, name: str):
+        super().__init__()
+        self.cfg, self.name = cfg, name
+        self.W_in, self.W_out = parameter(cfg.d_model, cfg.d_mlp), parameter(cfg.d_mlp, cfg.d_model)
+        self.W_gate = parameter(cfg.d_model, cfg.d_mlp) if cfg.gated_mlp else None
+        self.b_in = parameter(cfg.d_mlp) if cfg.has_biases else None
+        self.b_out = parameter(cfg.d_model) if cfg.has_biases else None
+
+    def forward(self, x: torch.Tensor, cache: Cache = None) -> torch.Tensor:
+        # x: [pos, d_model]
+        n = f"{self.name}.hook_"
+        pre = x @ self.W_in  # [pos, d_mlp], the up-projection
+        if self.b_in is not None:
+            pre = pre + self.b_in
+        record(cache, n + "pre", pre)
+        if self.W_gate is None:
+            post = activation(self.cfg, pre)
+        else:
+            gate = record(cache, n + "gate", x @ self.W_gate)  # [pos, d_mlp]
+            post = activation(self.cfg, gate) * pre
+        record(cache, n + "post", post)  # [pos, d_mlp], the neurons' values
+        out = post @ self.W_out  # [pos, d_model]
+        return out if self.b_out is None else out + self.b_out
+
+
+class Block(nn.Module):
+    """x + attention(norm(x)), then + mlp(norm(x)): each sub-layer adds to the residual stream."""
+
+    def __init__(self, cfg: ModelConfig, layer: int):
+        super().__init__()
+        self.name = f"blocks.{layer}"
+        self.ln1, self.attn = Norm(cfg, f"{self.name}.ln1"), Attention(cfg, f"{self.name}.attn")
+        self.ln2, self.mlp = Norm(cfg, f"{self.name}.ln2"), MLP(cfg, f"{self.name}.mlp")
+
+    def forward(self, x: torch.Tensor, cache: Cache = None) -> torch.Tensor:
+        n = f"{self.name}.hook_"
+        record(cache, n + "resid_pre", x)  # [pos, d_model]
+        attn_out = record(cache, n + "attn_out", self.attn(self.ln1(x, cache), cache))
+        x = record(cache, n + "resid_mid", x + attn_out)
+        mlp_out = record(cache, n + "mlp_out", self.mlp(self.ln2(x, cache), cache))
+        return record(cache, n + "resid_post", x + mlp_out)
+
+
+class Embed(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.W_E = parameter(cfg.vocab_size, cfg.d_model)
+
+
+class PosEmbed(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.W_pos = parameter(cfg.n_ctx, cfg.d_model)
+
+
+class Unembed(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.W_U = parameter(cfg.d_model, cfg.vocab_size)
+
+
+class Transformer(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.embed = Embed(cfg)
+        self.pos_embed = PosEmbed(cfg) if cfg.positional == "learned" else None
+        self.blocks = nn.ModuleList(Block(cfg, layer) for layer in range(cfg.n_layers))
+        self.ln_final = Norm(cfg, "ln_final")
+        self.unembed = None if cfg.tied_embeddings else Unembed(cfg)
+
+    def weight(self, name: str) -> torch.Tensor:
+        """A weight by its TransformerLens name, e.g. "blocks.3.attn.W_Q" or "unembed.W_U"."""
+        if name == "unembed.W_U" and self.unembed is None:
+            return self.embed.W_E.T  # tied: unembedding is the embedding, transposed
+        return self.get_parameter(name)
+
+    @torch.no_grad()
+    def forward(self, tokens: torch.Tensor, cache: Cache = None) -> torch.Tensor:
+        # tokens: [pos] integer ids
+        x = record(cache, "hook_embed", self.embed.W_E[tokens])  # [pos, d_model]
+        if self.pos_embed is not None:
+            positions = torch.arange(tokens.shape[0], device=tokens.device)
+            x = x + record(cache, "hook_pos_embed", self.pos_embed.W_pos[positions])
+        for block in self.blocks:
+            x = block(x, cache)  # [pos, d_model]
+        x = self.ln_final(x, cache)
+        logits = x @ self.weight("unembed.W_U")  # [pos, vocab]
+        return record(cache, "logits", logits)
