@@ -123,6 +123,28 @@ def encoding_from_tokenizer_json(path: Path) -> tiktoken.Encoding:
     return encoding_from_vocab(path.parent.name, model["vocab"], merges, special, pattern)
 
 
+@functools.cache
+def missing_bytes(encoding: tiktoken.Encoding) -> frozenset[int]:
+    """Byte values with no token of their own. SmolLM2, for one, has none for a few control bytes."""
+    missing = set()
+    for b in range(256):
+        try:
+            encoding.encode_single_token(bytes([b]))
+        except KeyError:
+            missing.add(b)
+    return frozenset(missing)
+
+
+def unencodable(encoding: tiktoken.Encoding, text: str) -> str | None:
+    """The first character of `text` this vocabulary cannot spell, or None."""
+    missing = missing_bytes(encoding)
+    if missing:
+        for ch in text:
+            if missing.intersection(ch.encode("utf-8")):
+                return ch
+    return None
+
+
 def token_pieces(encoding: tiktoken.Encoding, ids: list[int]) -> list[str]:
     """Each token's text. A token holding part of a multi-byte character shows its bytes, e.g. <0xE2>."""
     pieces = []

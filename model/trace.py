@@ -45,7 +45,7 @@ from .config import ModelConfig
 from .errors import UserError
 from .files import atomic_path, atomic_write_text, cache_dir, sha256_file, sha256_text
 from .loading import DEFAULT_MODEL, LoadedModel, load, resolve
-from .tokenizer import token_pieces
+from .tokenizer import token_pieces, unencodable
 
 TRACE_FORMAT = "1"
 MAX_PROMPT_TOKENS = 256  # the most this tool traces and draws, whatever the model's context
@@ -116,6 +116,9 @@ def check_prompt(prompt: str) -> str:
 
 
 def encode_prompt(loaded: LoadedModel, prompt: str) -> list[int]:
+    bad = unencodable(loaded.encoding, check_prompt(prompt))
+    if bad is not None:
+        raise UserError(f"the prompt contains U+{ord(bad):04X}, which this model's vocabulary cannot spell; remove it")
     ids = loaded.encoding.encode(check_prompt(prompt), allowed_special=set(), disallowed_special=())
     limit = min(loaded.config.n_ctx, MAX_PROMPT_TOKENS)
     if len(ids) > limit:
