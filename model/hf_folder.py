@@ -163,3 +163,46 @@ def read_weights(folder: Path, cfg: ModelConfig) -> dict[str, torch.Tensor]:
     tensors = read_tensors(folder)
     weights = gpt2_weights(cfg, tensors) if cfg.family == "gpt2" else llama_weights(cfg, tensors)
     return {k: v.contiguous() for k, v in weights.items()}
+
+
+def llama_weights_for_transformers(cfg: ModelConfig, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The inverse of `llama_weights`: our names and layout -> a transformers LlamaForCausalLM state dict.
+
+    Used to run the very same weights through `transformers` (benchmarks, tests).
+    """
+    H, K, E, D = cfg.n_heads, cfg.n_kv_heads, cfg.d_head, cfg.d_model
+
+    def unrope_heads(w: torch.Tensor, n: int) -> torch.Tensor:  # [n, D, E] -> [n*E, D], pairs back to halves
+        return w.transpose(1, 2).reshape(n, E // 2, 2, D).transpose(1, 2).reshape(n * E, D)
+
+    out = {"model.embed_tokens.weight": weights["embed.W_E"], "model.norm.weight": weights["ln_final.w"]}
+    out["lm_head.weight"] = weights["embed.W_E"] if cfg.tied_embeddings else weights["unembed.W_U"].T
+    for L in range(cfg.n_layers):
+        h, c = f"model.layers.{L}.", f"blocks.{L}."
+        out |= {
+            h + "input_layernorm.weight": weights[c + "ln1.w"],
+            h + "self_attn.q_proj.weight": unrope_heads(weights[c + "attn.W_Q"], H),
+            h + "self_attn.k_proj.weight": unrope_heads(weights[c + "attn.W_K"], K),
+            h + "self_attn.v_proj.weight": weights[c + "attn.W_V"].transpose(1, 2).reshape(K * E, D),
+            h + "self_attn.o_proj.weight": weights[c + "attn.W_O"].reshape(H * E, D).T,
+            h + "post_attention_layernorm.weight": weights[c + "ln2.w"],
+            h + "mlp.gate_proj.weight": weights[c + "mlp.W_gate"].T,
+            h + "mlp.up_proj.weight": weights[c + "mlp.W_in"].T,
+            h + "mlp.down_proj.weight": weights[c + "mlp.W_out"].T,
+        }
+    return {k: v.contiguous() for k, v in out.items()}
+
+
+def transformers_llama(cfg: ModelConfig, weights: dict[str, torch.Tensor]):
+    """A transformers LlamaForCausalLM (eager attention) holding our weights. Needs the `test` extra."""
+    import transformers
+
+    config = transformers.LlamaConfig(
+        vocab_size=cfg.vocab_size, hidden_size=cfg.d_model, intermediate_size=cfg.d_mlp,
+        num_hidden_layers=cfg.n_layers, num_attention_heads=cfg.n_heads, num_key_value_heads=cfg.n_kv_heads,
+        head_dim=cfg.d_head, max_position_embeddings=cfg.n_ctx, rms_norm_eps=cfg.norm_eps,
+        rope_theta=cfg.rope_base, tie_word_embeddings=cfg.tied_embeddings, attn_implementation="eager",
+    )
+    model = transformers.LlamaForCausalLM(config).eval()
+    model.load_state_dict(llama_weights_for_transformers(cfg, weights), strict=True)
+    return model

@@ -32,6 +32,7 @@ under (model fingerprint, prompt), so a prompt seen once never runs the model ag
 
 from __future__ import annotations
 
+import functools
 import json
 import unicodedata
 from dataclasses import dataclass
@@ -127,6 +128,7 @@ def encode_prompt(loaded: LoadedModel, prompt: str) -> list[int]:
     return ids
 
 
+@functools.cache
 def library_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -144,7 +146,11 @@ def run_trace(loaded: LoadedModel, prompt: str) -> Trace:
     ids = encode_prompt(loaded, prompt)
     cache: dict[str, torch.Tensor] = {}
     loaded.model(torch.tensor(ids, device=loaded.device), cache)
-    tensors = {name: t.to("cpu", torch.float32, copy=True) for name, t in cache.items()}  # own storage each
+    tensors, seen = {}, set()
+    for name, t in cache.items():  # e.g. blocks.3.hook_resid_pre *is* blocks.2.hook_resid_post: give each its own storage
+        t = t.to("cpu", torch.float32)
+        tensors[name] = t.clone() if t.data_ptr() in seen else t
+        seen.add(t.data_ptr())
     meta = {
         "trace_format": TRACE_FORMAT,
         "prompt": prompt,

@@ -19,6 +19,7 @@ intermediate tensor can be recorded into a dict under TransformerLens hook names
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -61,6 +62,7 @@ class Norm(nn.Module):
         return record(cache, f"{self.name}.hook_normalized", x)  # [pos, d_model]
 
 
+@functools.lru_cache(maxsize=16)  # the same for every layer: compute once per (length, device)
 def rotary_angles(cfg: ModelConfig, n_pos: int, device=None) -> torch.Tensor:
     """Angle by which position p turns the pair (2i, 2i+1) of a query or key: p * base^(-2i/d_head).
 
@@ -83,6 +85,12 @@ def rotate_pairs(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
     return rotated.flatten(-2)
 
 
+@functools.lru_cache(maxsize=16)
+def future_mask(n_pos: int, device=None) -> torch.Tensor:
+    """[q_pos, k_pos] True where the key comes after the query: a token may not look ahead."""
+    return torch.ones(n_pos, n_pos, dtype=torch.bool, device=device).triu(1)
+
+
 class Attention(nn.Module):
     """Causal multi-head attention, with grouped-query sharing of keys and values."""
 
@@ -101,7 +109,7 @@ class Attention(nn.Module):
     @staticmethod
     def project(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
         # x: [pos, d_model], W: [heads, d_model, d_head] -> [pos, heads, d_head]
-        y = torch.einsum("pd,hde->phe", x, W)
+        y = torch.matmul(x, W).transpose(0, 1)  # one [pos, d_model] @ [d_model, d_head] per head
         return y if b is None else y + b
 
     def forward(self, x: torch.Tensor, cache: Cache = None) -> torch.Tensor:
@@ -124,9 +132,7 @@ class Attention(nn.Module):
         v = v.repeat_interleave(self.cfg.heads_per_kv, dim=1)  # [pos, n_heads, d_head]
 
         scores = torch.einsum("qhe,khe->hqk", q, k) / math.sqrt(self.cfg.d_head)  # [n_heads, pos, pos]
-        n_pos = x.shape[0]
-        future = torch.ones(n_pos, n_pos, dtype=torch.bool, device=x.device).triu(1)  # key after query
-        scores = record(cache, n + "attn_scores", scores.masked_fill(future, float("-inf")))
+        scores = record(cache, n + "attn_scores", scores.masked_fill(future_mask(x.shape[0], x.device), float("-inf")))
         pattern = record(cache, n + "pattern", scores.softmax(dim=-1))  # rows sum to 1
 
         z = record(cache, n + "z", torch.einsum("hqk,khe->qhe", pattern, v))  # [pos, n_heads, d_head]

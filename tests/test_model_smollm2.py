@@ -220,3 +220,16 @@ def test_special_token_text_in_a_prompt_is_plain_text(smollm2):
     trace = run_trace(smollm2, "say <|endoftext|> now")
     assert 0 not in trace.tokens  # not the special token id
     assert "".join(trace.pieces) == "say <|endoftext|> now"
+
+
+def test_real_smollm2_matches_transformers_with_the_same_weights(smollm2, default_trace):
+    """Real pre-trained weights, not only random ones: transformers' Llama gives the same logits and patterns."""
+    pytest.importorskip("transformers")
+    from model.hf_folder import transformers_llama
+
+    hf = transformers_llama(smollm2.config, smollm2.model.state_dict())
+    with torch.no_grad():
+        out = hf(torch.tensor([default_trace.tokens]), output_attentions=True)
+    torch.testing.assert_close(default_trace["logits"], out.logits[0], atol=1e-3, rtol=1e-4)
+    for layer in (0, 1, 15, 29):
+        torch.testing.assert_close(default_trace[f"blocks.{layer}.attn.hook_pattern"], out.attentions[layer][0], atol=1e-4, rtol=1e-4)
