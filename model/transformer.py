@@ -91,6 +91,29 @@ def future_mask(n_pos: int, device=None) -> torch.Tensor:
     return torch.ones(n_pos, n_pos, dtype=torch.bool, device=device).triu(1)
 
 
+class KVCache:
+    """Keys and values of the tokens already processed, per layer.
+
+    When generating, each new token only needs its own query, key and value: the keys and
+    values of earlier tokens never change (a token cannot see later ones), so they are kept
+    here and reused instead of recomputed.
+    """
+
+    def __init__(self):
+        self.keys: dict[str, torch.Tensor] = {}  # layer name -> [cached_pos, n_kv, d_head]
+        self.values: dict[str, torch.Tensor] = {}
+
+    def length(self, layer: str = "blocks.0.attn") -> int:
+        return self.keys[layer].shape[0] if layer in self.keys else 0
+
+    def extend(self, layer: str, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Append the new positions' keys/values; return all of them, old then new."""
+        if layer in self.keys:
+            k, v = torch.cat([self.keys[layer], k]), torch.cat([self.values[layer], v])
+        self.keys[layer], self.values[layer] = k, v
+        return k, v
+
+
 class Attention(nn.Module):
     """Causal multi-head attention, with grouped-query sharing of keys and values."""
 
@@ -112,9 +135,10 @@ class Attention(nn.Module):
         y = torch.matmul(x, W).transpose(0, 1)  # one [pos, d_model] @ [d_model, d_head] per head
         return y if b is None else y + b
 
-    def forward(self, x: torch.Tensor, cache: Cache = None) -> torch.Tensor:
-        # x: [pos, d_model], the normalised residual stream
+    def forward(self, x: torch.Tensor, cache: Cache = None, past: KVCache | None = None) -> torch.Tensor:
+        # x: [pos, d_model], the normalised residual stream of the new tokens
         n = f"{self.name}.hook_"
+        offset = past.length(self.name) if past is not None else 0  # tokens already cached
         q = self.project(x, self.W_Q, self.b_Q)  # [pos, n_heads, d_head]
         k = self.project(x, self.W_K, self.b_K)  # [pos, n_kv, d_head]
         v = record(cache, n + "v", self.project(x, self.W_V, self.b_V))  # [pos, n_kv, d_head]
@@ -122,17 +146,20 @@ class Attention(nn.Module):
         if self.cfg.positional == "rotary":  # position enters here, by turning q and k
             record(cache, n + "q_pre_rope", q)
             record(cache, n + "k_pre_rope", k)
-            angles = rotary_angles(self.cfg, x.shape[0], x.device)
+            angles = rotary_angles(self.cfg, offset + x.shape[0], x.device)[offset:]
             q, k = rotate_pairs(q, angles), rotate_pairs(k, angles)
         record(cache, n + "q", q)
         record(cache, n + "k", k)
+        if past is not None:
+            k, v = past.extend(self.name, k, v)  # [offset + pos, n_kv, d_head]
 
         # Each key/value head serves heads_per_kv consecutive query heads.
-        k = k.repeat_interleave(self.cfg.heads_per_kv, dim=1)  # [pos, n_heads, d_head]
-        v = v.repeat_interleave(self.cfg.heads_per_kv, dim=1)  # [pos, n_heads, d_head]
+        k = k.repeat_interleave(self.cfg.heads_per_kv, dim=1)  # [k_pos, n_heads, d_head]
+        v = v.repeat_interleave(self.cfg.heads_per_kv, dim=1)  # [k_pos, n_heads, d_head]
 
-        scores = torch.einsum("qhe,khe->hqk", q, k) / math.sqrt(self.cfg.d_head)  # [n_heads, pos, pos]
-        scores = record(cache, n + "attn_scores", scores.masked_fill(future_mask(x.shape[0], x.device), float("-inf")))
+        scores = torch.einsum("qhe,khe->hqk", q, k) / math.sqrt(self.cfg.d_head)  # [n_heads, pos, k_pos]
+        future = future_mask(offset + x.shape[0], x.device)[offset:]  # rows of the new queries
+        scores = record(cache, n + "attn_scores", scores.masked_fill(future, float("-inf")))
         pattern = record(cache, n + "pattern", scores.softmax(dim=-1))  # rows sum to 1
 
         z = record(cache, n + "z", torch.einsum("hqk,khe->qhe", pattern, v))  # [pos, n_heads, d_head]
@@ -186,10 +213,10 @@ class Block(nn.Module):
         self.ln1, self.attn = Norm(cfg, f"{self.name}.ln1"), Attention(cfg, f"{self.name}.attn")
         self.ln2, self.mlp = Norm(cfg, f"{self.name}.ln2"), MLP(cfg, f"{self.name}.mlp")
 
-    def forward(self, x: torch.Tensor, cache: Cache = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: Cache = None, past: KVCache | None = None) -> torch.Tensor:
         n = f"{self.name}.hook_"
         record(cache, n + "resid_pre", x)  # [pos, d_model]
-        attn_out = record(cache, n + "attn_out", self.attn(self.ln1(x, cache), cache))
+        attn_out = record(cache, n + "attn_out", self.attn(self.ln1(x, cache), cache, past))
         x = record(cache, n + "resid_mid", x + attn_out)
         mlp_out = record(cache, n + "mlp_out", self.mlp(self.ln2(x, cache), cache))
         return record(cache, n + "resid_post", x + mlp_out)
@@ -230,14 +257,19 @@ class Transformer(nn.Module):
         return self.get_parameter(name)
 
     @torch.no_grad()
-    def forward(self, tokens: torch.Tensor, cache: Cache = None) -> torch.Tensor:
-        # tokens: [pos] integer ids
+    def forward(self, tokens: torch.Tensor, cache: Cache = None, past: KVCache | None = None) -> torch.Tensor:
+        """tokens: [pos] integer ids -> logits [pos, vocab].
+
+        cache: a dict to record every intermediate into. past: a KVCache holding the keys and
+        values of earlier tokens; `tokens` then continue that sequence, and past is extended.
+        """
         x = record(cache, "hook_embed", self.embed.W_E[tokens])  # [pos, d_model]
         if self.pos_embed is not None:
-            positions = torch.arange(tokens.shape[0], device=tokens.device)
+            start = past.length() if past is not None else 0
+            positions = torch.arange(start, start + tokens.shape[0], device=tokens.device)
             x = x + record(cache, "hook_pos_embed", self.pos_embed.W_pos[positions])
         for block in self.blocks:
-            x = block(x, cache)  # [pos, d_model]
+            x = block(x, cache, past)  # [pos, d_model]
         x = self.ln_final(x, cache)
         logits = x @ self.weight("unembed.W_U")  # [pos, vocab]
         return record(cache, "logits", logits)

@@ -10,6 +10,12 @@ sys.path.insert(0, str(ROOT))
 # One cache for the whole test run (dequantized weights, traces), outside the user's home.
 os.environ.setdefault("MANIM_TRANSFORMER_CACHE", str(ROOT / ".cache" / "test-cache"))
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Two workers on two cores: one thread each. More threads than cores makes torch crawl.
+    import torch
+
+    torch.set_num_threads(1)
+
 DEFAULT_PROMPT = "The fluffy blue creature roamed the verdant forest"
 
 
