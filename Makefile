@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 render: setup
-	$(PY) render.py predict "The fluffy blue creature roamed the verdant forest"
+	$(PY) render.py render overview tokens embeddings word-vectors --quality low --out media
 
 test: setup
 	$(PY) -m pytest -n 2 -q

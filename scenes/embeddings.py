@@ -1,0 +1,239 @@
+"""embeddings: tokens become vectors.
+
+Storyboard (design/storyboards.md):
+1. a token id picks a row of the embedding matrix W_E (real shape); the row comes out as a
+   column vector of real numbers ("576 numbers");
+2. every token gets its vector;
+3. position: learned models add a position vector; rotary models turn queries and keys
+   later (one real 2-D pair shown before and after its turn);
+4. the nearest neighbours of one prompt token in embedding space (cosine, real top 5).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from manim import (DOWN, LEFT, RIGHT, UP, Angle, Arrow, Circle, DashedLine, Dot, FadeIn, FadeOut, GrowArrow, Line,
+                   LaggedStart, ReplacementTransform, TransformFromCopy, VGroup, Write, config)
+
+from model.analysis import rope_pair
+from scenes.base import TransformerScene
+from scenes.components import (ProbabilityBars, TokenStrip, VectorColumn, WeightMatrix, count, fit_height,
+                               fit_width, label, number, token_label)
+from scenes.theme import BODY, LABEL, SMALL, fmt, fmt_int
+
+COLUMN_WIDTH = 1.35  # room per token in the row of vectors
+
+
+class Embeddings(TransformerScene):
+    title_text = "Tokens become vectors"
+    beats = ("beat_lookup", "beat_all_tokens", "beat_position", "beat_neighbours")
+
+    @property
+    def focus(self) -> int:
+        return self.data.focus
+
+    def beat_lookup(self):
+        trace, theme, cfg = self.trace, self.theme, self.trace.config
+        pos = self.focus
+        tid = trace.tokens[pos]
+        corner = self.data.facts["W_E_corner"]
+        ids = sorted(set(corner["rows"]) | {tid})
+        rows, cols = [], corner["cols"][:3] + [None] + corner["cols"][3:]
+        highlight = None
+        for k, i in enumerate(ids):
+            if k > 0 and i > ids[k - 1] + 1:
+                rows.append(None)
+            if i == tid:
+                highlight = len(rows)
+                values = [float(trace["hook_embed"][pos, c]) for c in corner["cols"]]
+                rows.append((i, values, "hook_embed", (pos,)))
+            else:
+                values = corner["values"][corner["rows"].index(i)]
+                rows.append((i, values, "embed.W_E", (i,)))
+        matrix = WeightMatrix("W_E", (cfg.vocab_size, cfg.d_model), rows, cols, theme, scale=0.1,
+                              highlight=highlight, highlight_color=theme.token_color(pos))
+        fit_height(matrix, self.stage_top() + config.frame_height / 2 - 0.9)
+        matrix.move_to(LEFT * 1.2 + DOWN * 0.2)
+        row_axis = label("row = token id", theme, SMALL, color=theme.dim)
+        row_axis.next_to(matrix.row_labels, UP, buff=0.25).align_to(matrix.row_labels, RIGHT)
+        token = TokenStrip(trace.pieces, trace.tokens, theme, positions=[pos])
+        token.to_edge(LEFT, buff=0.3).set_y(matrix.row_label_of[highlight].get_y())
+        pointer = Arrow(token.get_right(), matrix.row_label_of[highlight].get_left(),
+                        buff=0.1, color=theme.token_color(pos), stroke_width=3, max_tip_length_to_length_ratio=0.2)
+        self.caption(f"The model keeps one learned row of numbers for each of its {fmt_int(cfg.vocab_size)} tokens: "
+                     f"the embedding matrix W_E, {fmt_int(cfg.vocab_size)} x {cfg.d_model}.", 4)
+        self.play(FadeIn(matrix), FadeIn(row_axis), run_time=1.5)
+        self.caption(f"{trace.pieces[pos]!r} is token {tid}, so it takes row {tid}.", 3)
+        self.play(FadeIn(token), run_time=0.8)
+        self.play(GrowArrow(pointer), run_time=0.6)
+        column = VectorColumn(trace["hook_embed"][pos].numpy(), theme, "hook_embed", (pos,), head=4, tail=2,
+                              scale=0.1, color=theme.token_color(pos))
+        column.next_to(matrix, RIGHT, buff=0.9)
+        self.play(TransformFromCopy(matrix.rows[highlight], column.body), FadeIn(column.left), FadeIn(column.right),
+                  run_time=1.5)
+        self.play(FadeIn(column.length_label), run_time=0.6)
+        self.caption(f"That row is the token's vector: {cfg.d_model} numbers, starting "
+                     f"{fmt(float(trace['hook_embed'][pos, 0]))}, {fmt(float(trace['hook_embed'][pos, 1]))}, ...", 3)
+        self.wait(1.5)
+
+    def window(self) -> list[int | None]:
+        """Token positions for the row of vectors: all if they fit, else the focus and its neighbours."""
+        n = len(self.trace.tokens)
+        room = int((config.frame_width - 0.6) // COLUMN_WIDTH)
+        strip = TokenStrip(self.trace.pieces, self.trace.tokens, self.theme, focus=[self.focus],
+                           max_width=room * 1.35)  # only its window is used
+        window = strip.window
+        while len(window) > room:  # one column per entry, ellipses included
+            drop = max((p for p in window if p is not None and p != self.focus),
+                       key=lambda p: abs(p - self.focus))
+            window = [p for p in window if p != drop]
+            merged: list[int | None] = []
+            for p in window:
+                if not (p is None and merged and merged[-1] is None):
+                    merged.append(p)
+            window = merged
+        return window if n else []
+
+    def beat_all_tokens(self):
+        trace, theme, cfg = self.trace, self.theme, self.trace.config
+        self.clear_stage()
+        window = self.window()
+        strip = TokenStrip(trace.pieces, trace.tokens, theme, positions=window, size=SMALL * 0.85)
+        columns = VGroup()
+        for k, pos in enumerate(window):
+            if pos is None:
+                col = label("…", theme, LABEL, color=theme.dim)
+            else:
+                col = VectorColumn(trace["hook_embed"][pos].numpy(), theme, "hook_embed", (pos,), head=3, tail=2,
+                                   scale=0.1, size=SMALL * 0.85, color=theme.token_color(pos), show_length=False)
+            col.move_to([k * COLUMN_WIDTH, 0, 0])
+            columns.add(col)
+        columns.move_to(DOWN * 0.4)
+        for k, pos in enumerate(window):  # put each token above its column
+            cell = strip.boxes.get(pos) if pos is not None else None
+            if cell is not None:
+                fit_width(cell, COLUMN_WIDTH - 0.08)
+                cell.next_to(columns[k], UP, buff=0.35)
+        strip.row.remove(*[m for m in strip.row if m not in strip.boxes.values()])  # the columns show the gaps
+        total = VGroup(count(len(trace.tokens), theme, "count.tokens", size=LABEL), label("tokens ×", theme, LABEL),
+                       count(cfg.d_model, theme, "config.d_model", size=LABEL), label("numbers", theme, LABEL))
+        total.arrange(RIGHT, buff=0.12).next_to(columns, DOWN, buff=0.5)
+        group = VGroup(strip, columns, total)
+        fit_width(group, config.frame_width - 0.6)
+        self.caption(f"Every token is looked up the same way: {len(trace.tokens)} tokens become "
+                     f"{len(trace.tokens)} columns of {cfg.d_model} numbers.", 4)
+        self.play(FadeIn(strip), run_time=0.8)
+        self.play(LaggedStart(*[FadeIn(c, shift=0.3 * DOWN) for c in columns], lag_ratio=0.1), run_time=2)
+        self.play(FadeIn(total), run_time=0.6)
+        same = [p for p in range(len(trace.tokens)) if trace.tokens[p] == trace.tokens[self.focus] and p != self.focus]
+        self.caption("So far a token's vector ignores its neighbours: the same token always gets the same column"
+                     + (f" (here {trace.pieces[self.focus]!r} appears {len(same) + 1} times)." if same else "."), 3)
+        self.wait(1.5)
+        self.columns = columns
+
+    def beat_position(self):
+        if self.trace.config.positional == "learned":
+            self.learned_position()
+        else:
+            self.rotary_position()
+
+    def learned_position(self):
+        trace, theme, cfg = self.trace, self.theme, self.trace.config
+        self.clear_stage()
+        pos = self.focus
+        parts = [("token", "hook_embed"), ("position", "hook_pos_embed"), ("input to layer 0", "blocks.0.hook_resid_pre")]
+        cols = []
+        for title, name in parts:
+            col = VectorColumn(trace[name][pos].numpy(), theme, name, (pos,), head=4, tail=2, scale=0.1)
+            cap = label(title, theme, SMALL, color=theme.dim).next_to(col, UP, buff=0.2)
+            cols.append(VGroup(cap, col))
+        row = VGroup(cols[0], label("+", theme, BODY), cols[1], label("=", theme, BODY), cols[2]).arrange(RIGHT, buff=0.5)
+        row.move_to(DOWN * 0.2)
+        self.caption(f"{cfg.name} learned one more vector per position: position {pos}'s vector is added "
+                     f"to {trace.pieces[pos]!r}'s.", 4)
+        self.play(FadeIn(cols[0]), run_time=0.8)
+        self.play(FadeIn(row[1]), FadeIn(cols[1]), run_time=1)
+        self.play(FadeIn(row[3]), FadeIn(cols[2]), run_time=1)
+        e, p = float(trace["hook_embed"][pos, 0]), float(trace["hook_pos_embed"][pos, 0])
+        self.caption(f"Entry by entry: {fmt(e)} + {fmt(p)} = {fmt(float(trace['blocks.0.hook_resid_pre'][pos, 0]))}.", 3)
+        self.wait(2)
+
+    def rotary_position(self):
+        trace, theme, cfg = self.trace, self.theme, self.trace.config
+        self.clear_stage()
+        pos = self.focus
+        choice = self.data.choice
+        pair = rope_pair(trace, choice.layer, choice.head, pos)
+        note = VGroup(label(f"{cfg.name} adds no position vector here.", theme, BODY),
+                      label("Position enters inside attention: each query and key", theme, LABEL, color=theme.dim),
+                      label("is turned, pair by pair, by an angle that grows with position.", theme, LABEL,
+                            color=theme.dim)).arrange(DOWN, aligned_edge=LEFT, buff=0.15)
+        fit_width(note, config.frame_width - 1)
+        note.next_to([0, self.stage_top(), 0], DOWN, buff=0.25)
+        self.caption(f"{cfg.name} has no position vector: position enters later, by rotating queries and keys (RoPE).", 4)
+        self.play(FadeIn(note), run_time=1)
+
+        before, after = np.array(pair["before"]), np.array(pair["after"])
+        radius = 2.0
+        big = max(np.linalg.norm(before), 1e-6)
+        origin = np.array([-2.6, -1.55, 0])
+        to_point = lambda v: origin + np.array([v[0], v[1], 0]) * radius / big
+        axes = VGroup(Line(origin + LEFT * 2.3, origin + RIGHT * 2.3, color=theme.faint),
+                      Line(origin + DOWN * 2.2, origin + UP * 2.2, color=theme.faint))
+        circle = Circle(radius=radius, color=theme.faint, stroke_width=1.5).move_to(origin)
+        a1 = Arrow(origin, to_point(before), buff=0, color=theme.dim, stroke_width=5)
+        a2 = Arrow(origin, to_point(after), buff=0, color=theme.query, stroke_width=5)
+        i, head = pair["pair"], choice.head
+        src_b, src_a = f"blocks.{choice.layer}.attn.hook_q_pre_rope", f"blocks.{choice.layer}.attn.hook_q"
+        lines = VGroup(
+            label(f"query of {trace.pieces[pos]!r}, layer {choice.layer} head {head}", theme, LABEL),
+            label(f"entries {2 * i} and {2 * i + 1} of {cfg.d_head}:", theme, SMALL, color=theme.dim),
+            VGroup(label("before", theme, SMALL, color=theme.dim),
+                   number(before[0], theme, src_b, (pos, head, 2 * i), scale=3),
+                   number(before[1], theme, src_b, (pos, head, 2 * i + 1), scale=3)).arrange(RIGHT, buff=0.2),
+            VGroup(label("after  ", theme, SMALL, color=theme.query),
+                   number(after[0], theme, src_a, (pos, head, 2 * i), scale=3),
+                   number(after[1], theme, src_a, (pos, head, 2 * i + 1), scale=3)).arrange(RIGHT, buff=0.2),
+            VGroup(label(f"position {pos}: turned by", theme, SMALL),
+                   number(pair["angle"], theme, "rope.angle", (pos, i), scale=10),
+                   label(f"radians ({math.degrees(pair['angle']) % 360:.0f}°)", theme, SMALL)).arrange(RIGHT, buff=0.15),
+        ).arrange(DOWN, aligned_edge=LEFT, buff=0.22)
+        lines.next_to(circle, RIGHT, buff=1.0)
+        fit_width(lines, config.frame_width / 2 - 0.3 - lines.get_left()[0])
+        self.play(FadeIn(axes), FadeIn(circle), GrowArrow(a1), FadeIn(lines[:3]), run_time=1.2)
+        self.caption(f"One real pair of {trace.pieces[pos]!r}'s query (layer {choice.layer}, head {head}): "
+                     f"at position {pos} it turns by {pair['angle']:.2f} radians.", 4)
+        turned = a1.copy()
+        self.play(turned.animate.become(a2), FadeIn(lines[3:]), run_time=1.5)
+        arc = Angle(Line(origin, to_point(before)), Line(origin, to_point(after)), radius=0.6, color=theme.query,
+                    other_angle=((pair["angle"] % (2 * math.pi)) > math.pi))
+        self.play(FadeIn(arc), run_time=0.5)
+        self.caption("Keys turn the same way, so a query-key dot product depends on how far apart two tokens are.", 3)
+        self.wait(2)
+
+    def beat_neighbours(self):
+        trace, theme = self.trace, self.theme
+        self.clear_stage()
+        pos = self.focus
+        tid = trace.tokens[pos]
+        near = self.data.neighbours(tid)
+        rows = [(n["piece"], n["cosine"], (tid, k), None) for k, n in enumerate(near)]
+        bars = ProbabilityBars(rows, theme, bar_width=3.5, source="neighbours.cosine", value_kind="number",
+                               token_source="neighbours.piece")
+        head = VGroup(label("closest vectors to", theme, BODY),
+                      token_label(trace.pieces[pos], theme, BODY, color=theme.token_color(pos), index=(pos,)))
+        head.arrange(RIGHT, buff=0.2)
+        sub = label("cosine similarity of rows of W_E (1 = same direction, 0 = unrelated)", theme, SMALL, color=theme.dim)
+        panel = VGroup(head, sub, bars).arrange(DOWN, buff=0.45)
+        bars.set_x(0)
+        fit_width(panel, config.frame_width - 1)
+        panel.move_to(DOWN * 0.2)
+        self.caption(f"Vectors that point the same way belong to related tokens. Closest to {trace.pieces[pos]!r} "
+                     f"among all {fmt_int(trace.config.vocab_size)}:", 3)
+        self.play(FadeIn(head), FadeIn(sub), run_time=1)
+        self.play(LaggedStart(*[FadeIn(line, shift=0.3 * RIGHT) for line in bars.lines], lag_ratio=0.15), run_time=1.5)
+        listing = ", ".join(f"{n['piece']!r} {n['cosine']:.2f}" for n in near)
+        self.caption(f"{listing}.", 4)
+        self.wait(2)
