@@ -186,7 +186,7 @@ class TokenStrip(VGroup):
         pad, buff = 0.24, 0.1
         widths = [len(visible_piece(p)) * char_w + pad + buff for p in pieces]
         if show_ids:
-            widths = [max(w, len(str(i)) * char_w * 0.8 + pad + buff) for w, i in zip(widths, ids)]
+            widths = [max(w, len(fmt_int(i)) * char_w * 0.8 + 0.12 + buff) for w, i in zip(widths, ids)]
         gap = 3 * char_w + buff
         self.window = token_window(widths, focus, max_width, gap) if positions is None else list(positions)
         self.boxes: dict[int, VGroup] = {}
@@ -200,7 +200,12 @@ class TokenStrip(VGroup):
                 continue
             color = theme.token_color(pos)
             text = token_label(pieces[pos], theme, size, color=theme.text, index=(pos,))
-            box = RoundedRectangle(corner_radius=0.08, width=max(text.width + pad, height * 0.9), height=height,
+            min_width = height * 0.9
+            if show_ids:  # the id below must not be wider than its box
+                ident = count(ids[pos], theme, "tokens", size=size * 0.8, color=theme.dim, index=(pos,))
+                self.ids[pos] = ident
+                min_width = max(min_width, ident.width + 0.12)
+            box = RoundedRectangle(corner_radius=0.08, width=max(text.width + pad, min_width), height=height,
                                    stroke_color=color, stroke_width=2.5, fill_color=color, fill_opacity=0.22)
             text.move_to(box)
             # keep the baseline steady: align texts by their box, not by their own ink
@@ -211,10 +216,8 @@ class TokenStrip(VGroup):
         self.add(self.row)
         if show_ids:
             for pos, group in self.boxes.items():
-                ident = count(ids[pos], theme, "tokens", size=size * 0.8, color=theme.dim, index=(pos,))
-                ident.next_to(group, DOWN, buff=0.12)
-                self.ids[pos] = ident
-                self.add(ident)
+                self.ids[pos].next_to(group, DOWN, buff=0.12)
+                self.add(self.ids[pos])
         fit_width(self, max_width)
 
     @property

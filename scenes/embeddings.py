@@ -84,16 +84,18 @@ class Embeddings(TransformerScene):
         room = int((config.frame_width - 0.6) // COLUMN_WIDTH)
         strip = TokenStrip(self.trace.pieces, self.trace.tokens, self.theme, focus=[self.focus],
                            max_width=room * 1.35)  # only its window is used
-        window = strip.window
-        while len(window) > room:  # one column per entry, ellipses included
-            drop = max((p for p in window if p is not None and p != self.focus),
-                       key=lambda p: abs(p - self.focus))
-            window = [p for p in window if p != drop]
-            merged: list[int | None] = []
-            for p in window:
-                if not (p is None and merged and merged[-1] is None):
-                    merged.append(p)
-            window = merged
+        keep = [p for p in strip.window if p is not None]
+        while True:
+            window: list[int | None] = []
+            for k, p in enumerate(keep):  # an ellipsis wherever tokens are left out
+                if (k == 0 and p > 0) or (k > 0 and p > keep[k - 1] + 1):
+                    window.append(None)
+                window.append(p)
+            if keep[-1] < n - 1:
+                window.append(None)
+            if len(window) <= room or len(keep) == 1:
+                break
+            keep.remove(max((p for p in keep if p != self.focus), key=lambda p: abs(p - self.focus)))
         return window if n else []
 
     def beat_all_tokens(self):
