@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from model import analysis
+from model import analysis, scene_facts
 from model.trace import Trace, get_trace
 
 from .params import FIRST_ANALOGY, Params, scene_info
 
 GENERATE_STEPS = 5  # the prompt's own prediction + 4 more, each a real forward pass
 TOP_K = 5
+PREDICTION_STEPS = 4  # the prediction scene's sampled tokens
 
 
 class SceneData:
@@ -55,6 +56,35 @@ class SceneData:
     def projection(self) -> dict:
         return analysis.analogy_projection(self.analogies, self.params.model)
 
+    # ---- the story scenes: mlp, prediction, cost, orthogonality, layers, kv-cache (model/scene_facts.py)
+    @cached_property
+    def parameter_counts(self) -> dict:
+        return scene_facts.parameter_counts(self.params.model)
+
+    @cached_property
+    def samples(self) -> list[dict]:
+        return scene_facts.sampled_steps(self.params.model, self.params.prompt, PREDICTION_STEPS, self.params.seed)
+
+    @cached_property
+    def temperatures(self) -> dict:
+        return scene_facts.temperature_table(self.trace)
+
+    @cached_property
+    def costs(self) -> dict:
+        return scene_facts.cost_summary(self.trace)
+
+    @cached_property
+    def lens(self) -> list[dict]:
+        return scene_facts.lens_rows(self.trace, self.params.model)
+
+    @cached_property
+    def kv_counts(self) -> dict:
+        return scene_facts.kv_cache_counts(self.trace, self.params.model)
+
+    @cached_property
+    def orthogonality(self) -> dict:
+        return scene_facts.orthogonality(self.trace.config.d_model, self.params.seed)
+
     @property
     def focus(self) -> int:
         """The token the scenes follow: the story head's query token."""
@@ -66,6 +96,12 @@ NEEDS = {
     "tokens": ("trace", "choice", "words"),
     "embeddings": ("trace", "choice", "facts", "neighbours"),
     "word-vectors": ("trace", "choice", "analogies", "projection"),
+    "mlp": ("trace", "choice", "parameter_counts"),
+    "prediction": ("trace", "choice", "samples", "temperatures"),
+    "cost": ("trace", "choice", "costs"),
+    "orthogonality": ("trace", "choice", "orthogonality"),
+    "layers": ("trace", "choice", "lens"),
+    "kv-cache": ("trace", "choice", "kv_counts"),
 }
 
 

@@ -34,6 +34,7 @@ SCENES: dict[str, tuple[str, str, str]] = {
     "tokens": ("tokens", "Tokens", "text becomes tokens: real tokenizer boundaries, ids, vocabulary size, chars vs tokens"),
     "embeddings": ("embeddings", "Embeddings", "tokens become vectors: rows of W_E, position (learned or rotary), nearest neighbours"),
     "word-vectors": ("word_vectors", "WordVectors", "directions carry meaning: king - man + woman on the model's own embeddings"),
+    "mlp": ("mlp", "Mlp", "the MLP: one token's vector up-projected, through the real nonlinearity, and back down; which neurons fire"),
 }
 
 

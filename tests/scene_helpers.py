@@ -84,8 +84,9 @@ def truth(shown, scene):
         return counts[src]
     if src.endswith("^2") and src[:-2] in counts:
         return counts[src[:-2]] ** 2
-    if src.startswith("len("):
-        return cfg.d_model
+    if src.startswith("len("):  # a vector's length: the last axis of its trace tensor
+        name = src[4:-1]
+        return trace[name].shape[-1] if name in trace.tensors else cfg.d_model
     if src == "shape(W_E)":
         return (cfg.vocab_size, cfg.d_model)[idx[0]]
     if src == "params.total":
@@ -113,7 +114,9 @@ def truth(shown, scene):
             return shown.value if shown.value.strip() in words else f"not one of {words}"
         values, top = _top_cosines(W_E, v, ids)
         return float(values[idx[3]]) if src == "analogy.cosine" else token_pieces(enc, [int(top[idx[3]])])[0]
-    raise KeyError(f"test does not know source {src!r}")
+    from story_truth import story_truth  # the story scenes' sources (mlp ... kv-cache)
+
+    return story_truth(shown, scene)
 
 
 def check_shown(scene) -> int:
@@ -140,6 +143,8 @@ def check_shown(scene) -> int:
             assert shown.text == fmt_percent(true), (shown, true)
         elif shown.kind == "int":
             assert shown.text == fmt_int(true), (shown, true)
+        elif shown.kind == "decimals":  # unsigned, fixed decimals (e.g. a cost)
+            assert shown.text == f"{true:.{shown.decimals}f}", (shown, true)
         elif shown.kind == "token":
             assert shown.value == true and shown.text == visible_piece(true), (shown, true)
         checked += 1

@@ -1,0 +1,262 @@
+"""mlp: the multi-layer perceptron.
+
+Storyboard (design/storyboards.md):
+1. one token's vector (after attention, real) -> up-projection (real size, e.g. 576 -> 1536)
+   -> the model's real nonlinearity (SiLU-gated, or GELU) -> down-projection;
+2. the real hidden activations: the top 5 neurons for this token, and how many are near zero;
+3. parameter share: real counts of attention vs MLP parameters.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from manim import (DOWN, LEFT, RIGHT, UP, Arrow, FadeIn, GrowArrow, GrowFromEdge, Group, LaggedStart, MathTypst, Rectangle,
+                   TransformFromCopy, VGroup, config)
+
+from model.scene_facts import NEAR_ZERO, mlp_neurons
+from scenes.base import TransformerScene
+from scenes.components import TokenStrip, VectorColumn, count, fit_width, label, number
+from scenes.plots import MatrixBox, Plot, SignedBars, values_image
+from scenes.theme import BODY, LABEL, SMALL, fmt, fmt_int
+
+ACTIVATION_NAMES = {"silu": "SiLU", "gelu": "GELU", "gelu_new": "GELU"}
+
+
+def activation_curve(name: str, x: np.ndarray) -> np.ndarray:
+    """The shape of the model's nonlinearity, for drawing its curve (the scene's values come from the trace)."""
+    if name == "silu":
+        return x / (1 + np.exp(-x))
+    return 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)))
+
+
+class Mlp(TransformerScene):
+    title_text = "The MLP: every token on its own"
+    beats = ("beat_up", "beat_nonlinearity", "beat_down", "beat_neurons", "beat_parameters")
+
+    def setup(self):
+        super().setup()
+        self.layer = self.data.choice.layer
+        self.pos = self.data.focus
+        cfg = self.trace.config
+        self.gated = f"blocks.{self.layer}.mlp.hook_gate" in self.trace
+        self.act = ACTIVATION_NAMES.get(cfg.activation, cfg.activation)
+        self.piece = self.trace.pieces[self.pos]
+
+    def name(self, hook: str) -> str:
+        return f"blocks.{self.layer}.{hook}"
+
+    def column(self, hook: str, title: str, color=None, size: float = SMALL) -> VGroup:
+        values = self.trace[self.name(hook)][self.pos].numpy()
+        col = VectorColumn(values, self.theme, self.name(hook), (self.pos,), head=3, tail=2, size=size, color=color)
+        cap = label(title, self.theme, SMALL, color=color or self.theme.dim)
+        group = VGroup(cap, col).arrange(DOWN, buff=0.2)
+        group.col = col
+        return group
+
+    def token_chip(self) -> VGroup:
+        chip = TokenStrip(self.trace.pieces, self.trace.tokens, self.theme, positions=[self.pos])
+        where = label(f"layer {self.layer}", self.theme, SMALL, color=self.theme.dim)
+        group = VGroup(chip, where).arrange(RIGHT, buff=0.2)
+        group.next_to([config.frame_width / 2 - 0.3, self.stage_top() + 0.1, 0], DOWN + LEFT, buff=0)
+        return group
+
+    def value(self, hook: str, neuron: int):
+        return number(float(self.trace[self.name(hook)][self.pos, neuron]), self.theme, self.name(hook), (self.pos, neuron),
+                      scale=1.0, size=SMALL)
+
+    def arrow(self, a, b, color=None) -> Arrow:
+        return Arrow(a.get_right(), b.get_left(), buff=0.15, color=color or self.theme.dim, stroke_width=3,
+                     max_tip_length_to_length_ratio=0.15)
+
+    # ------------------------------------------------------------------ beats
+    def beat_up(self):
+        trace, theme, cfg = self.trace, self.theme, self.trace.config
+        self.chip = self.token_chip()
+        x = self.column("ln2.hook_normalized", "what the MLP reads", theme.token_color(self.pos))
+        specs = [("W_in", "mlp.hook_pre", "up", theme.positive)]
+        if self.gated:
+            specs.append(("W_gate", "mlp.hook_gate", "gate", theme.accent))
+        mats, cols, lines = [], [], VGroup()
+        for name, hook, title, color in specs:  # one row per projection: matrix -> its output column
+            m = MatrixBox(name, (cfg.d_model, cfg.d_mlp), ("config.d_model", "config.d_mlp"), theme,
+                          width=1.5, height=1.0, color=color)
+            values = trace[self.name(hook)][self.pos].numpy()
+            col = VectorColumn(values, theme, self.name(hook), (self.pos,), head=2, tail=1, size=SMALL, color=color)
+            cap = label(title, theme, LABEL, color=color)
+            out = VGroup(col, cap).arrange(RIGHT, buff=0.25)
+            out.col = col
+            lines.add(VGroup(m, out).arrange(RIGHT, buff=1.2))
+            mats.append(m)
+            cols.append(out)
+        lines.arrange(DOWN, buff=0.6, aligned_edge=LEFT)
+        row = VGroup(x, lines).arrange(RIGHT, buff=1.3)
+        fit_width(row, config.frame_width - 0.8)
+        row.move_to(DOWN * 0.45)
+        self.caption(f"After attention, each token's vector goes through an MLP on its own. "
+                     f"We follow {self.piece!r} in layer {self.layer}.", 4)
+        self.play(FadeIn(self.chip), FadeIn(x), run_time=1)
+        arrows = [self.arrow(x, m.box) for m in mats]
+        self.caption(f"Up-projection: {cfg.d_model} numbers times a {cfg.d_model} x {cfg.d_mlp} matrix "
+                     f"give {cfg.d_mlp} numbers" + (", twice: W_in and W_gate." if self.gated else "."), 4)
+        self.play(*[GrowArrow(a) for a in arrows], *[FadeIn(m) for m in mats], run_time=1)
+        self.play(*[TransformFromCopy(x.col.body, c.col.body) for c in cols],
+                  *[FadeIn(VGroup(c[1], c.col.left, c.col.right, c.col.length_label)) for c in cols],
+                  *[GrowArrow(self.arrow(m.box, c)) for m, c in zip(mats, cols)], run_time=1.5)
+        first = float(trace[self.name("mlp.hook_pre")][self.pos, 0])
+        self.caption(f"{cfg.d_mlp} neurons, each a dot product of the token's vector with one learned "
+                     f"direction (the first up value here: {fmt(first)}).", 4)
+        self.wait(1.5)
+
+    def beat_nonlinearity(self):
+        trace, theme, cfg = self.trace, self.theme, self.trace.config
+        self.clear_stage(self.chip)
+        source = "mlp.hook_gate" if self.gated else "mlp.hook_pre"
+        inputs = trace[self.name(source)][self.pos].numpy()
+        facts = mlp_neurons(trace, self.layer, self.pos)
+        lo, hi = float(min(-4.0, np.floor(inputs.min()))), float(max(4.0, np.ceil(inputs.max())))
+        xs = np.linspace(lo, hi, 200)
+        ys = activation_curve(cfg.activation, xs)
+        plot = Plot((lo, hi), (-1.0, hi), theme, width=5.2, height=3.6,
+                    x_ticks=[v for v in (-4, -2, 0, 2, 4) if lo <= v <= hi], y_ticks=[0, 2, 4] if hi >= 4 else [0, 2],
+                    x_label="gate" if self.gated else "up", y_label=f"{self.act}(x)")
+        curve = plot.polyline(xs, ys, theme.accent, 4)
+        rug = VGroup(*[plot.polyline([v, v], [-1.0, -0.75], theme.dim, 1) for v in inputs[::4]])
+        best = facts["top"][0]["neuron"]  # the strongest neuron: its input on the curve, worked through
+        bx = float(inputs[best])
+        dot = plot.dots([bx], [float(activation_curve(cfg.activation, np.array(bx)))], theme.text, radius=0.08)
+        tag = label(f"neuron {best}", theme, SMALL, color=theme.text).next_to(dot, LEFT, buff=0.15)
+        rug_name = label(f"this token's {cfg.d_mlp} inputs", theme, SMALL * 0.85, color=theme.dim)
+        left = VGroup(plot, curve, rug, dot, tag)
+        left.move_to(LEFT * 3.4 + DOWN * 0.5)
+        rug_name.next_to(plot.point(hi, -0.85), LEFT, buff=0.1).shift(UP * 0.25)
+        if self.gated:
+            formula = MathTypst(f"\"neuron\" = \"{self.act}\"(\"gate\") times \"up\"", color=theme.text, font_size=34)
+            example = VGroup(label(f"neuron {best}:  {self.act}(", theme, SMALL),
+                             self.value("mlp.hook_gate", best), label(") ×", theme, SMALL), self.value("mlp.hook_pre", best),
+                             label("=", theme, SMALL), self.value("mlp.hook_post", best))
+        else:
+            formula = MathTypst(f"\"neuron\" = \"{self.act}\"(\"up\")", color=theme.text, font_size=34)
+            example = VGroup(label(f"neuron {best}:  {self.act}(", theme, SMALL), self.value("mlp.hook_pre", best),
+                             label(") =", theme, SMALL), self.value("mlp.hook_post", best))
+        example.arrange(RIGHT, buff=0.1)
+        neurons = self.column("mlp.hook_post", "neurons", theme.text)
+        right = VGroup(formula, example, neurons).arrange(DOWN, buff=0.45)
+        right.move_to(RIGHT * 3.6 + DOWN * 0.4)
+        fit_width(right, config.frame_width / 2 - 0.5)
+        self.caption(f"Then the one non-linear step. {cfg.name} uses {self.act}"
+                     + (": a gate decides how much of each up value passes." if self.gated else ", applied to every up value."), 4)
+        self.play(FadeIn(plot), run_time=0.8)
+        self.play(FadeIn(curve), FadeIn(rug), FadeIn(rug_name), run_time=1)
+        self.caption(f"Small ticks: where this token's {cfg.d_mlp} {'gate' if self.gated else 'up'} values fall "
+                     f"(every 4th). Negative inputs come out near zero.", 4)
+        self.play(FadeIn(formula), run_time=0.8)
+        self.caption(f"The strongest neuron for this token, {best}, worked through with its real numbers.", 3)
+        self.play(FadeIn(dot), FadeIn(tag), FadeIn(example), run_time=1)
+        self.play(FadeIn(neurons), run_time=1)
+        self.wait(1.5)
+
+    def beat_down(self):
+        trace, theme, cfg = self.trace, self.theme, self.trace.config
+        self.clear_stage(self.chip)
+        neurons = self.column("mlp.hook_post", "neurons", theme.text)
+        w_out = MatrixBox("W_out", (cfg.d_mlp, cfg.d_model), ("config.d_mlp", "config.d_model"), theme,
+                          width=1.5, height=1.0, color=theme.value)
+        out = self.column("hook_mlp_out", "MLP output", theme.value)
+        mid = self.column("hook_resid_mid", "before the MLP", theme.token_color(self.pos))
+        post = self.column("hook_resid_post", "after the MLP", theme.token_color(self.pos))
+        plus, equals = label("+", theme, BODY), label("=", theme, BODY)
+        row = VGroup(neurons, w_out, out, plus, mid, equals, post).arrange(RIGHT, buff=0.45)
+        row[:2].shift(LEFT * 0.5)  # room for the arrows around W_out
+        row[0].shift(LEFT * 0.4)
+        fit_width(row, config.frame_width - 0.6)
+        row.move_to(DOWN * 0.35)
+        self.caption(f"Down-projection: a {cfg.d_mlp} x {cfg.d_model} matrix takes the neurons back to "
+                     f"{cfg.d_model} numbers.", 4)
+        self.play(FadeIn(neurons), run_time=0.6)
+        self.play(FadeIn(w_out), GrowArrow(self.arrow(neurons, w_out.box)), run_time=0.8)
+        self.play(TransformFromCopy(neurons.col.body, out.col.body),
+                  FadeIn(VGroup(out[0], out.col.left, out.col.right, out.col.length_label)),
+                  GrowArrow(self.arrow(w_out.box, out)), run_time=1.2)
+        a = float(trace[self.name("hook_mlp_out")][self.pos, 0])
+        b = float(trace[self.name("hook_resid_mid")][self.pos, 0])
+        c = float(trace[self.name("hook_resid_post")][self.pos, 0])
+        self.caption(f"That output is added to the token's vector: first entries {fmt(b)} and {fmt(a)} make {fmt(c)}, "
+                     "and so on for all of them.", 4)
+        self.play(FadeIn(plus), FadeIn(mid), run_time=0.8)
+        self.play(FadeIn(equals), FadeIn(post), run_time=0.8)
+        self.wait(1.5)
+
+    def beat_neurons(self):
+        trace, theme, cfg = self.trace, self.theme, self.trace.config
+        self.clear_stage(self.chip)
+        facts = mlp_neurons(trace, self.layer, self.pos)
+        hook = self.name("mlp.hook_post")
+        rows = [(f"neuron {t['neuron']}", t["value"], hook, (self.pos, t["neuron"])) for t in facts["top"]]
+        bars = SignedBars(rows, theme, half_width=1.6, size=LABEL * 0.85)
+        head = label(f"strongest of {fmt_int(cfg.d_mlp)} neurons", theme, LABEL)
+        left = VGroup(head, bars).arrange(DOWN, buff=0.4)
+        cols = 48
+        image = values_image(trace[hook][self.pos].numpy(), theme, facts["max"] * 0.5, cols, height=2.6)
+        grid_title = label(f"all {fmt_int(cfg.d_mlp)}, {cols} per row", theme, SMALL, color=theme.dim)
+        quiet = VGroup(count(facts["near_zero"], theme, f"mlp.near_zero", size=LABEL, index=(self.layer, self.pos)),
+                       label("of", theme, LABEL), count(cfg.d_mlp, theme, "config.d_mlp", size=LABEL),
+                       label(f"are near zero (grey)", theme, LABEL)).arrange(RIGHT, buff=0.12)
+        rule = label(f"|value| < {round(100 * NEAR_ZERO)}% of the strongest", theme, SMALL, color=theme.dim)
+        right = Group(grid_title, image, quiet, rule).arrange(DOWN, buff=0.25)
+        layout = Group(left, right).arrange(RIGHT, buff=0.8)
+        fit_width(layout, config.frame_width - 0.8)
+        layout.move_to(DOWN * 0.4)
+        t0 = facts["top"][0]
+        self.caption(f"Which neurons fire for {self.piece!r}? The strongest is neuron {t0['neuron']} at {fmt(t0['value'])}.", 4)
+        self.play(FadeIn(head), LaggedStart(*[FadeIn(line, shift=0.2 * RIGHT) for line in bars.lines], lag_ratio=0.12),
+                  FadeIn(bars.centre), run_time=1.5)
+        self.caption(f"Most stay quiet: {facts['near_zero']} of {cfg.d_mlp} ({100 * facts['fraction']:.0f}%) are within "
+                     f"{round(100 * NEAR_ZERO)}% of zero, relative to the strongest.", 4)
+        self.play(FadeIn(grid_title), FadeIn(image), run_time=1)
+        self.play(FadeIn(quiet), FadeIn(rule), run_time=0.8)
+        self.wait(1.5)
+
+    def beat_parameters(self):
+        theme, cfg = self.theme, self.trace.config
+        self.clear_stage()
+        counts = self.data.parameter_counts
+        top = max(counts["attention"], counts["mlp"])
+        width = 6.0
+        rows = VGroup()
+        for name, key, color in (("attention", "attention", theme.key), ("MLP", "mlp", theme.value)):
+            bar = Rectangle(width=width * counts[key] / top, height=0.45, stroke_width=0, fill_color=color, fill_opacity=0.85)
+            name_mob = label(name, theme, LABEL)
+            num = count(counts[key], theme, f"params.{key}", size=LABEL, color=theme.text)
+            rows.add(VGroup(name_mob, bar, num))
+        name_w = max(r[0].width for r in rows)
+        for k, (name_mob, bar, num) in enumerate(rows):
+            y = -k * 0.8
+            name_mob.move_to([0, y, 0], aligned_edge=RIGHT)
+            bar.move_to([0.3, y, 0], aligned_edge=LEFT)
+            num.next_to(bar, RIGHT, buff=0.2)
+        head = label("parameters in one layer", theme, BODY)
+        totals = VGroup(
+            VGroup(label("all", theme, LABEL, color=theme.dim), count(cfg.n_layers, theme, "config.n_layers", size=LABEL, color=theme.dim),
+                   label("layers:   attention", theme, LABEL, color=theme.dim),
+                   count(counts["attention_all"], theme, "params.attention_all", size=LABEL, color=theme.key),
+                   label("   MLP", theme, LABEL, color=theme.dim),
+                   count(counts["mlp_all"], theme, "params.mlp_all", size=LABEL, color=theme.value)).arrange(RIGHT, buff=0.12),
+            VGroup(label("token embeddings", theme, LABEL, color=theme.dim),
+                   count(counts["embedding"], theme, "params.embedding", size=LABEL, color=theme.text),
+                   label("   whole model", theme, LABEL, color=theme.dim),
+                   count(counts["total"], theme, "params.total", size=LABEL, color=theme.text)).arrange(RIGHT, buff=0.12),
+        ).arrange(DOWN, buff=0.25)
+        panel = VGroup(head, rows, totals).arrange(DOWN, buff=0.6)
+        rows.shift(RIGHT * (name_w / 2))
+        fit_width(panel, config.frame_width - 1.0)
+        panel.move_to(DOWN * 0.3)
+        share = counts["mlp_share"]
+        self.caption(f"Where the parameters are: in each layer attention has {fmt_int(counts['attention'])}, "
+                     f"the MLP {fmt_int(counts['mlp'])}.", 4)
+        self.play(FadeIn(head), run_time=0.6)
+        self.play(LaggedStart(*[GrowFromEdge(r[1], LEFT) for r in rows], lag_ratio=0.3),
+                  *[FadeIn(VGroup(r[0], r[2])) for r in rows], run_time=1.5)
+        self.caption(f"So {100 * share:.0f}% of each layer's weights sit in the MLP: much of what the model "
+                     "has memorised is thought to live there.", 4)
+        self.play(FadeIn(totals), run_time=1)
+        self.wait(2)

@@ -1,0 +1,123 @@
+"""Independent recomputation of the values the story scenes (mlp, prediction, cost,
+orthogonality, layers, kv-cache) put on screen; `scene_helpers.truth` falls back to this.
+
+Each source is recomputed from the trace or the weights by a different code path from the
+scene's (model/scene_facts.py): e.g. logit-lens values by running the final norm and the
+unembedding here, multiply-adds from the analytic formula, sampled-step probabilities by a
+full forward pass without the KV cache.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import torch
+
+from scene_helpers import loaded
+
+
+def _trace(shown, scene):
+    from model.trace import get_trace
+
+    return scene.trace if shown.prompt is None else get_trace(shown.prompt, scene.params.model)
+
+
+@lru_cache(maxsize=64)
+def _full_forward(model: str, ids: tuple[int, ...]) -> torch.Tensor:
+    """The last position's logits of a plain forward pass (no cache) over ids."""
+    return loaded(model).model(torch.tensor(ids))[-1].float()
+
+
+@lru_cache(maxsize=8)
+def _lens_probs(model: str, trace_hash: str, layer: int, position: int, resid: tuple) -> torch.Tensor:
+    net = loaded(model).model
+    with torch.no_grad():
+        x = torch.tensor(resid)[None]
+        return (net.ln_final(x)[0] @ net.weight("unembed.W_U")).softmax(-1)
+
+
+def _param_counts(model: str) -> dict:
+    net = loaded(model).model
+    n = lambda name: net.get_parameter(name).numel() if name in dict(net.named_parameters()) else 0  # noqa: E731
+    attention = sum(n(f"blocks.0.attn.{w}") for w in ("W_Q", "W_K", "W_V", "W_O", "b_Q", "b_K", "b_V", "b_O"))
+    mlp = sum(n(f"blocks.0.mlp.{w}") for w in ("W_in", "W_gate", "W_out", "b_in", "b_out"))
+    layers = net.cfg.n_layers
+    return {"attention": attention, "mlp": mlp, "attention_all": attention * layers, "mlp_all": mlp * layers}
+
+
+def _multiply_adds(cfg, n: int, cached: bool) -> int:
+    """The analytic count (as in tests/test_model_generate.py) for the next-token step after n tokens."""
+    per_token = cfg.d_model * cfg.d_head * (2 * cfg.n_heads + 2 * cfg.n_kv_heads)
+    per_token += (3 if cfg.gated_mlp else 2) * cfg.d_model * cfg.d_mlp
+    attention = lambda q, k: 2 * q * k * cfg.n_heads * cfg.d_head  # noqa: E731
+    queries = 1 if cached else n
+    return cfg.n_layers * (queries * per_token + attention(queries, n)) + queries * cfg.d_model * cfg.vocab_size
+
+
+def story_truth(shown, scene):
+    src, idx = shown.source, shown.index
+    trace, model = scene.trace, scene.params.model
+    cfg = trace.config
+    if src == "axis":  # a scale mark, not data
+        return shown.value
+    if src == "probs@T":  # (position, token id, temperature)
+        from model.generate import softmax_with_temperature  # T = 0 is argmax: tested in test_model_generate
+
+        pos, tid, t = idx
+        logits = _trace(shown, scene)["logits"][pos]
+        return float(softmax_with_temperature(logits, t)[tid]) if t == 0 else float((logits / t).softmax(-1)[tid])
+    if src == "sample.probs":  # (step, token id): step k's distribution, recomputed without the cache
+        step, tid = idx
+        steps = scene.data.samples
+        ids = tuple(trace.tokens) + tuple(s["chosen"]["id"] for s in steps[:step])
+        return float(_full_forward(model, ids).softmax(-1)[tid])
+    if src == "mlp.near_zero":  # (layer, position)
+        from model.scene_facts import NEAR_ZERO
+
+        layer, pos = idx
+        post = trace[f"blocks.{layer}.mlp.hook_post"][pos]
+        return int((post.abs() < NEAR_ZERO * post.abs().max()).sum())
+    if src == "params.embedding":
+        return loaded(model).model.get_parameter("embed.W_E").numel()
+    if src.startswith("params.") and src[7:] in ("attention", "mlp", "attention_all", "mlp_all"):
+        return _param_counts(model)[src[7:]]
+    if src == "cost":  # (position,)
+        pos = idx[0]
+        return -float(trace["logits"][pos].log_softmax(-1)[trace.tokens[pos + 1]])
+    if src == "cost.mean":
+        lp = trace["logits"][:-1].log_softmax(-1)
+        return -float(sum(lp[i, t] for i, t in enumerate(trace.tokens[1:])) / (len(trace.tokens) - 1))
+    if src in ("lens.piece", "lens.p"):  # (layer, rank)
+        from model.tokenizer import token_pieces
+
+        layer, rank = idx
+        resid = trace[f"blocks.{layer}.hook_resid_post"][-1]
+        probs = _lens_probs(model, trace.hash, layer, -1, tuple(resid.tolist()))
+        p, ids = probs.topk(rank + 1)
+        return float(p[rank]) if src == "lens.p" else token_pieces(loaded(model).encoding, [int(ids[rank])])[0]
+    if src == "lens.answer":  # (layer,): the final answer's probability at that layer
+        layer = idx[0]
+        resid = trace[f"blocks.{layer}.hook_resid_post"][-1]
+        probs = _lens_probs(model, trace.hash, layer, -1, tuple(resid.tolist()))
+        return float(probs[int(trace["logits"][-1].argmax())])
+    if src in ("kv.full", "kv.cached"):
+        return _multiply_adds(cfg, len(trace.tokens), src == "kv.cached")
+    if src == "kv.per_token":
+        return 2 * cfg.n_layers * cfg.n_kv_heads * cfg.d_head
+    if src == "ortho.count":  # (dim,): the cached experiment's count; it must respect the Welch bound
+        from model.orthogonality import experiment
+        from model.scene_facts import ORTHOGONALITY_DIMS, TOLERANCE_DEG
+
+        rows = {r["dim"]: r for r in experiment(ORTHOGONALITY_DIMS, TOLERANCE_DEG, scene.params.seed)}
+        count = rows[idx[0]]["count"]
+        e2 = math.sin(math.radians(TOLERANCE_DEG)) ** 2
+        assert idx[0] <= count and (idx[0] * e2 >= 1 or count <= idx[0] * (1 - e2) / (1 - idx[0] * e2))
+        return count
+    if src == "ortho.welch":  # (dim,): the Welch bound, floored, from its formula
+        from model.scene_facts import TOLERANCE_DEG
+
+        d = idx[0]
+        e2 = math.sin(math.radians(TOLERANCE_DEG)) ** 2
+        return int(d * (1 - e2) / (1 - d * e2))
+    raise KeyError(f"test does not know source {src!r}")
