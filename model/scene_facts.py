@@ -67,18 +67,25 @@ def parameter_counts(model: str) -> dict:
 
 # --------------------------------------------------------------------------- prediction
 
-def temperature_table(trace: Trace, temperatures=TEMPERATURES, top_k: int = 5, position: int = -1) -> dict:
+def temperature_table(trace: Trace, model: str, temperatures=TEMPERATURES, top_k: int = 5, position: int = -1) -> dict:
     """The last position's real top_k tokens (by logit) and their probability at each temperature.
 
-    Returns {"ids", "logits", "probs": {T: [p per id]}} (T as a string key, e.g. "0.5").
+    Returns {"ids", "pieces", "logits", "probs": {T: [p per id]}} (T as repr(float), e.g. "0.5"),
+    cached by (model, trace).
     """
-    logits = trace["logits"][position]
-    top_logits, ids = logits.topk(top_k)
-    return {
-        "ids": [int(i) for i in ids],
-        "logits": [float(v) for v in top_logits],
-        "probs": {repr(float(t)): [float(p) for p in softmax_with_temperature(logits, t)[ids]] for t in temperatures},
-    }
+    def compute():
+        from .tokenizer import token_pieces
+
+        logits = trace["logits"][position]
+        top_logits, ids = logits.topk(top_k)
+        return {
+            "ids": [int(i) for i in ids],
+            "pieces": token_pieces(_load(model).encoding, ids.tolist()),
+            "logits": [float(v) for v in top_logits],
+            "probs": {repr(float(t)): [float(p) for p in softmax_with_temperature(logits, t)[ids]] for t in temperatures},
+        }
+    key = (resolve(model).fingerprint, trace.hash, repr(tuple(temperatures)), str(top_k), str(position))
+    return _cached("temperatures", key, compute)
 
 
 def sampled_steps(model: str, prompt: str, steps: int, seed: int, temperature: float = SAMPLE_TEMPERATURE,

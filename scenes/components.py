@@ -363,10 +363,10 @@ class ProbabilityBars(VGroup):
 
     def __init__(self, rows: Sequence[tuple], theme: Theme, bar_width: float = 4.0, size: float = LABEL,
                  highlight: int | None = None, source: str = "probs", value_kind: str = "percent",
-                 token_source: str = "vocab"):
+                 token_source: str = "vocab", top: float | None = None):
         super().__init__()
         self.bars, self.tokens, self.values = [], [], []
-        top = max((r[1] for r in rows), default=1.0) or 1.0
+        top = top or max((r[1] for r in rows), default=1.0) or 1.0  # `top`: a shared scale for panels side by side
         bar_h = size * 0.012 + 0.08
         lines = VGroup()
         for k, (piece, p, index, prompt) in enumerate(rows):

@@ -67,7 +67,7 @@ class SceneData:
 
     @cached_property
     def temperatures(self) -> dict:
-        return scene_facts.temperature_table(self.trace)
+        return scene_facts.temperature_table(self.trace, self.params.model)
 
     @cached_property
     def costs(self) -> dict:

@@ -61,10 +61,10 @@ def story_truth(shown, scene):
     cfg = trace.config
     if src == "axis":  # a scale mark, not data
         return shown.value
-    if src == "probs@T":  # (position, token id, temperature)
+    if src == "probs@T":  # (position, temperature, token id)
         from model.generate import softmax_with_temperature  # T = 0 is argmax: tested in test_model_generate
 
-        pos, tid, t = idx
+        pos, t, tid = idx
         logits = _trace(shown, scene)["logits"][pos]
         return float(softmax_with_temperature(logits, t)[tid]) if t == 0 else float((logits / t).softmax(-1)[tid])
     if src == "sample.probs":  # (step, token id): step k's distribution, recomputed without the cache

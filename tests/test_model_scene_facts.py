@@ -31,7 +31,8 @@ def test_parameter_counts_add_up(smollm2):
 
 
 def test_temperature_table(default_trace):
-    table = scene_facts.temperature_table(default_trace)
+    table = scene_facts.temperature_table(default_trace, "smollm2-135m")
+    assert table["pieces"][0] == ","
     logits = default_trace["logits"][-1]
     assert table["ids"] == logits.topk(5).indices.tolist()
     assert table["probs"]["0.0"] == [1.0, 0.0, 0.0, 0.0, 0.0]
