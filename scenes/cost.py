@@ -1,0 +1,147 @@
+"""cost: how training scores a prediction.
+
+Storyboard (design/storyboards.md):
+1. a real text (the prompt); at each position the probability the model gave to the token
+   that actually came next, and its cost -log(p) (real values as bars);
+2. the curve of -log(p) over the positions, each token's point on it; the mean cost.
+"""
+
+from __future__ import annotations
+
+import math
+
+from manim import (DOWN, LEFT, RIGHT, UP, Create, FadeIn, LaggedStart, MathTypst, Rectangle, VGroup, config)
+
+from scenes.base import TransformerScene
+from scenes.components import fit_height, fit_width, label, token_label
+from scenes.plots import Plot, nice_ticks
+from scenes.provenance import Shown
+from scenes.theme import LABEL, SMALL, fmt_percent
+
+MAX_ROWS = 10  # positions listed in the first beat; longer texts show the start, "…", and the end
+LABELLED = 3  # points named on the curve: the dearest, the cheapest, the last
+
+
+def cost_text(value: float, theme, source: str, index: tuple = (), size: float = SMALL, color=None):
+    text = f"{value:.2f}"
+    return label(text, theme, size, color=color or theme.text, mono=True,
+                 shown=Shown(text, float(value), source, tuple(index), kind="decimals"))
+
+
+class Cost(TransformerScene):
+    title_text = "How training scores a prediction"
+    beats = ("beat_each_position", "beat_curve")
+
+    def setup(self):
+        super().setup()
+        self.summary = self.data.costs
+        self.rows = self.summary["rows"]
+
+    def listed(self) -> list[int | None]:
+        n = len(self.rows)
+        if n <= MAX_ROWS:
+            return list(range(n))
+        head = MAX_ROWS // 2
+        return list(range(head)) + [None] + list(range(n - (MAX_ROWS - head - 1), n))
+
+    def beat_each_position(self):
+        trace, theme = self.trace, self.theme
+        if not self.rows:
+            note = label("A one-token text has no next token to score.", theme, LABEL).move_to(DOWN * 0.3)
+            self.caption(f"Training scores each next-token guess, but {trace.pieces[0]!r} alone has nothing after it.", 3)
+            self.play(FadeIn(note), run_time=0.8)
+            self.wait(1)
+            return
+        formula = MathTypst("\"cost\" = -log p", color=theme.text, font_size=36)
+        top = max(r["cost"] for r in self.rows)
+        table = VGroup()
+        heads = VGroup(label("after", theme, SMALL, color=theme.dim), label("came", theme, SMALL, color=theme.dim),
+                       label("model gave it", theme, SMALL, color=theme.dim), label("cost", theme, SMALL, color=theme.dim))
+        cols_x = [0.0, 2.6, 5.6, 7.0]  # right edge of "after", left edges of the rest
+        for k, pos in enumerate(self.listed()):
+            y = -k * 0.48
+            if pos is None:
+                table.add(label("…", theme, LABEL, color=theme.dim).move_to([1.3, y, 0]))
+                continue
+            r = self.rows[pos]
+            before = token_label(trace.pieces[pos], theme, SMALL, color=theme.token_color(pos), index=(pos,))
+            after = token_label(trace.pieces[pos + 1], theme, SMALL, color=theme.token_color(pos + 1), index=(pos + 1,))
+            ptext = fmt_percent(r["probability"])
+            p = label(ptext, theme, SMALL, mono=True, shown=Shown(ptext, r["probability"], "probs", (pos, r["next_id"]), kind="percent"))
+            bar = Rectangle(width=max(0.03, 3.0 * r["cost"] / top), height=0.24, stroke_width=0,
+                            fill_color=theme.value, fill_opacity=0.85)
+            c = cost_text(r["cost"], theme, "cost", (pos,))
+            before.move_to([cols_x[0], y, 0], aligned_edge=RIGHT)
+            arrow = label("→", theme, SMALL, color=theme.dim).move_to([0.35, y, 0])
+            after.move_to([cols_x[1] - 1.9, y, 0], aligned_edge=LEFT)
+            p.move_to([cols_x[2] - 0.4, y, 0], aligned_edge=RIGHT)
+            bar.move_to([cols_x[2], y, 0], aligned_edge=LEFT)
+            c.next_to(bar, RIGHT, buff=0.15)
+            table.add(VGroup(before, arrow, after, p, bar, c))
+        heads[0].move_to([cols_x[0], 0.5, 0], aligned_edge=RIGHT)
+        heads[1].move_to([cols_x[1] - 1.9, 0.5, 0], aligned_edge=LEFT)
+        heads[2].move_to([cols_x[2] - 0.4, 0.5, 0], aligned_edge=RIGHT)
+        heads[3].move_to([cols_x[2], 0.5, 0], aligned_edge=LEFT)
+        panel = VGroup(heads, table)
+        fit_width(panel, config.frame_width - 1.0)
+        fit_height(panel, self.stage_top() + config.frame_height / 2 - 1.6)
+        formula.next_to([0, self.stage_top(), 0], DOWN, buff=0.2)
+        panel.next_to(formula, DOWN, buff=0.35).set_x(0)
+        worst = self.rows[self.summary["worst"]]
+        best = self.rows[self.summary["best"]]
+        self.caption(f"Training takes a real text and, at every position, asks how much probability the model "
+                     f"gave to the token that really came next ({len(self.rows)} guesses here).", 4)
+        self.play(FadeIn(heads), LaggedStart(*[FadeIn(row, shift=0.1 * RIGHT) for row in table], lag_ratio=0.1),
+                  run_time=2)
+        self.caption("The cost is minus the log of that probability: near 0 for a confident right guess, "
+                     "large for a surprise.", 4)
+        self.play(FadeIn(formula), run_time=0.8)
+        self.wait(1.5)
+        self.caption(f"Least surprising: {best['next']!r} after {best['after']!r} ({fmt_percent(best['probability'])}, "
+                     f"cost {best['cost']:.2f}). Most: {worst['next']!r} after {worst['after']!r} "
+                     f"({fmt_percent(worst['probability'])}, cost {worst['cost']:.2f}).", 5)
+        self.wait(2)
+
+    def beat_curve(self):
+        trace, theme = self.trace, self.theme
+        self.clear_stage()
+        if not self.rows:
+            note = label("No curve for a single token: give a longer text.", theme, LABEL).move_to(DOWN * 0.3)
+            self.caption("With one token there is no cost curve and no mean to show.", 3)
+            self.play(FadeIn(note), run_time=0.8)
+            self.wait(1)
+            return
+        costs = [r["cost"] for r in self.rows]
+        n = len(costs)
+        top = max(costs) * 1.1 or 1.0
+        x_max = max(n - 1, 1)
+        plot = Plot((0, x_max), (0, top), theme, width=10.0, height=4.2, x_ticks=nice_ticks(x_max, 5),
+                    y_ticks=nice_ticks(top, 4), x_label="position in the text", y_label="cost  (−log p)",
+                    y_decimals=0 if top > 4 else 1)
+        plot.move_to(DOWN * 0.55)
+        xs = list(range(n))
+        curve = plot.polyline(xs, costs, theme.value, 3)
+        dots = plot.dots(xs, costs, theme.value, radius=0.06 if n <= 40 else 0.035)
+        mean = self.summary["mean"]
+        mean_line = plot.hline(mean, theme.accent)
+        mean_label = VGroup(label("mean", theme, SMALL, color=theme.accent),
+                            cost_text(mean, theme, "cost.mean", color=theme.accent)).arrange(RIGHT, buff=0.1)
+        mean_label.next_to(plot.point(x_max, mean), RIGHT, buff=0.15)
+        names = VGroup()
+        picks = list(dict.fromkeys([self.summary["worst"], self.summary["best"], n - 1]))[:LABELLED]
+        for pos in picks:
+            tag = token_label(trace.pieces[pos + 1], theme, SMALL, color=theme.token_color(pos + 1), index=(pos + 1,))
+            point = plot.point(pos, costs[pos])
+            tag.next_to(point, UP if costs[pos] < top * 0.8 else RIGHT, buff=0.12)
+            if tag.get_right()[0] > config.frame_width / 2 - 0.2:
+                tag.next_to(point, LEFT, buff=0.12)
+            names.add(tag)
+        self.caption(f"The same costs as a curve over the {n} positions: each point is one next-token guess.", 4)
+        self.play(FadeIn(plot), run_time=0.8)
+        self.play(Create(curve), FadeIn(dots), run_time=1.5)
+        self.play(FadeIn(names), run_time=0.6)
+        self.wait(1.5)
+        self.caption(f"Training nudges every weight to lower the mean cost over huge amounts of text. "
+                     f"For this text the mean is {mean:.2f} (a probability of about {fmt_percent(math.exp(-mean))} per guess).", 5)
+        self.play(Create(mean_line), FadeIn(mean_label), run_time=1)
+        self.wait(2)
