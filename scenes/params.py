@@ -37,6 +37,7 @@ SCENES: dict[str, tuple[str, str, str]] = {
     "mlp": ("mlp", "Mlp", "the MLP: one token's vector up-projected, through the real nonlinearity, and back down; which neurons fire"),
     "prediction": ("prediction", "Prediction", "from the last vector to the next token: unembedding, logits, softmax with temperature, seeded samples"),
     "cost": ("cost", "Cost", "how training scores a prediction: p of each real next token, its cost -log p, the curve and the mean"),
+    "layers": ("layers", "Layers", "logit lens: final norm + unembedding after every layer, the top token per layer settling on the answer"),
 }
 
 
