@@ -38,6 +38,7 @@ SCENES: dict[str, tuple[str, str, str]] = {
     "prediction": ("prediction", "Prediction", "from the last vector to the next token: unembedding, logits, softmax with temperature, seeded samples"),
     "cost": ("cost", "Cost", "how training scores a prediction: p of each real next token, its cost -log p, the curve and the mean"),
     "layers": ("layers", "Layers", "logit lens: final norm + unembedding after every layer, the top token per layer settling on the answer"),
+    "kv-cache": ("kv_cache", "KvCache", "the KV cache: earlier keys/values reused, one new column; real multiply-adds with and without it"),
 }
 
 

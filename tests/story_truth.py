@@ -103,6 +103,8 @@ def story_truth(shown, scene):
         return float(probs[int(trace["logits"][-1].argmax())])
     if src in ("kv.full", "kv.cached"):
         return _multiply_adds(cfg, len(trace.tokens), src == "kv.cached")
+    if src == "count.tokens - 1":
+        return len(trace.tokens) - 1
     if src == "kv.per_token":
         return 2 * cfg.n_layers * cfg.n_kv_heads * cfg.d_head
     if src == "ortho.count":  # (dim,): the cached experiment's count; it must respect the Welch bound
