@@ -96,6 +96,8 @@ NEEDS = {
     "tokens": ("trace", "choice", "words"),
     "embeddings": ("trace", "choice", "facts", "neighbours"),
     "word-vectors": ("trace", "choice", "analogies", "projection"),
+    "qkv": ("trace", "choice"), "attention-pattern": ("trace", "choice"), "softmax": ("trace", "choice"),
+    "masking": ("trace", "choice"), "values": ("trace", "choice"), "multi-head": ("trace", "choice"),
     "mlp": ("trace", "choice", "parameter_counts"),
     "prediction": ("trace", "choice", "samples", "temperatures"),
     "cost": ("trace", "choice", "costs"),

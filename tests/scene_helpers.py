@@ -114,6 +114,10 @@ def truth(shown, scene):
             return shown.value if shown.value.strip() in words else f"not one of {words}"
         values, top = _top_cosines(W_E, v, ids)
         return float(values[idx[3]]) if src == "analogy.cosine" else token_pieces(enc, [int(top[idx[3]])])[0]
+    if src.startswith(("attn.", "shape(W_")):
+        from attention_truth import truth as attention_truth  # the attention scenes' sources
+
+        return attention_truth(shown, scene)
     from story_truth import story_truth  # the story scenes' sources (mlp ... kv-cache)
 
     return story_truth(shown, scene)

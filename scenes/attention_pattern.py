@@ -1,0 +1,133 @@
+"""attention-pattern: dot products, scaling, softmax.
+
+Storyboard (design/storyboards.md):
+1. the grid: keys down the left, queries across the top (said on screen), every cell the
+   real q . k, each drawn with a square sized by its value;
+2. divide by sqrt(d_head) (the real number), then softmax down each query's column: the
+   grid becomes weights, each column summing to 1 (the real sums shown);
+3. the story cells (the query token <- its keys) highlighted with their real weights.
+"""
+
+from __future__ import annotations
+
+from manim import DL, DOWN, LEFT, RIGHT, UL, UP, Create, FadeIn, FadeOut, VGroup, config
+
+from model import attention_facts as af
+from scenes.attention_parts import AttentionScene, NumberGrid, fit_height
+from scenes.components import count, fit_width, label, number, token_label
+from scenes.theme import LABEL, SMALL
+
+LIMIT = 8  # token positions shown in the grid; longer prompts are windowed
+CELL_W, CELL_H = 0.95, 0.5
+SIZE = SMALL * 0.85
+
+
+class AttentionPattern(AttentionScene):
+    title_text = "Which tokens look at which"
+    beats = ("beat_dot_products", "beat_scale_and_softmax", "beat_story_cells")
+
+    def grid(self, values, source: str, index, decimals: int) -> NumberGrid:
+        trace = self.trace
+        grid = NumberGrid(values, self.positions, trace.pieces, self.theme, source, index, decimals=decimals,
+                          cell_w=CELL_W, cell_h=CELL_H, size=SIZE)
+        if self.placed is None:
+            bottom = -config.frame_height / 2 + 1.0  # room for the sums and the provenance tag
+            fit_height(grid, self.stage_top() - 0.1 - bottom)
+            fit_width(grid, config.frame_width - 4.4)
+            grid.to_edge(LEFT, buff=0.3).align_to([0, self.stage_top() - 0.1, 0], UP)
+            self.placed = (grid.frame.width, grid.frame.get_center())
+        else:  # the same place and size as the first grid
+            grid.scale(self.placed[0] / grid.frame.width)
+            grid.shift(self.placed[1] - grid.frame.get_center())
+        return grid
+
+    def beat_dot_products(self):
+        trace, theme, cfg = self.trace, self.theme, self.trace.config
+        L, H, q = self.layer, self.head, self.query
+        self.positions = self.grid_positions(LIMIT)
+        self.placed = None
+        qk = af.dot_products(trace, L, H).numpy()
+        grid = self.grid(qk, "attn.qk", lambda a, b: (L, H, a, b), decimals=1)
+        legend = VGroup(label("columns: queries", theme, SMALL, color=theme.query),
+                        label("(the token asking)", theme, SMALL, color=theme.dim),
+                        label("rows: keys", theme, SMALL, color=theme.key),
+                        label("(the tokens it may look at)", theme, SMALL, color=theme.dim),
+                        label("empty cells: later keys,", theme, SMALL, color=theme.dim),
+                        label("hidden (see masking)", theme, SMALL, color=theme.dim))
+        legend.arrange(DOWN, aligned_edge=LEFT, buff=0.1)
+        legend[2].shift(DOWN * 0.15)
+        legend[3].shift(DOWN * 0.15)
+        legend[4:].shift(DOWN * 0.3)
+        self.side_x = grid.frame.get_right()[0] + 0.45
+        fit_width(legend, config.frame_width / 2 - 0.3 - self.side_x)
+        legend.move_to([self.side_x, grid.frame.get_top()[1], 0], aligned_edge=UL)
+        self.step = label("each cell: q · k", theme, LABEL)
+        self.step.move_to([self.side_x, grid.frame.get_bottom()[1], 0], aligned_edge=DL)
+        self.caption(f"Every query meets every key: one dot product per pair. Columns are queries, rows are keys "
+                     f"(layer {L}, head {H}).", 4)
+        self.play(FadeIn(grid.frame), FadeIn(grid.key_labels), FadeIn(grid.query_labels), FadeIn(legend), run_time=1)
+        self.play(FadeIn(grid.outlines), FadeIn(grid.dots), FadeIn(grid.squares), FadeIn(grid.numbers),
+                  FadeIn(self.step), run_time=1.5)
+        best = max((k for k in range(q + 1)), key=lambda k: qk[q, k])
+        self.caption(f"Down {self.piece(q)}'s column the largest product is with {self.piece(best)}: "
+                     f"{qk[q, best]:+.1f}. A big positive product means the key answers the query.", 4)
+        self.column = grid.column_box(q, theme.query)
+        self.play(Create(self.column), run_time=0.6)
+        self.wait(1.5)
+        self.grid_now, self.legend = grid, legend
+
+    def beat_scale_and_softmax(self):
+        trace, theme, cfg = self.trace, self.theme, self.trace.config
+        L, H, q = self.layer, self.head, self.query
+        old = self.grid_now
+        scaled = self.grid(trace[self.hook("hook_attn_scores")][H].numpy(), self.hook("hook_attn_scores"),
+                           lambda a, b: (H, a, b), decimals=2)
+        step = VGroup(label("÷ √", theme, LABEL), count(cfg.d_head, theme, "config.d_head", size=LABEL, color=theme.text))
+        step.arrange(RIGHT, buff=0.05).move_to(self.step, aligned_edge=DL)
+        root = af.scale(cfg)
+        self.caption(f"The products are divided by √{cfg.d_head} = {root:.2f}, the square root of the query length, "
+                     "which keeps them in a range softmax handles well.", 4)
+        self.play(FadeOut(self.step), FadeIn(step), *old.retarget(scaled), run_time=1.5)
+        self.step = step
+        weights = self.grid(trace[self.hook("hook_pattern")][H].numpy(), self.hook("hook_pattern"),
+                            lambda a, b: (H, a, b), decimals=2)
+        step2 = label("softmax down each column", theme, LABEL)
+        fit_width(step2, config.frame_width / 2 - 0.3 - self.side_x)
+        step2.move_to(self.step, aligned_edge=DL)
+        sums = VGroup()
+        for p in weights.columns:
+            s = number(float(trace[self.hook("hook_pattern")][H, p].sum()), theme, "attn.colsum", (L, H, p), scale=1,
+                       size=SIZE)
+            s.set_color(theme.text)
+            s.move_to([weights.columns[p].get_x(), weights.frame.get_bottom()[1] - 0.28, 0])
+            sums.add(s)
+        sum_label = label("sum", theme, SIZE, color=theme.dim).next_to(sums, LEFT, buff=0.2)
+        sum_label.align_to(weights.key_labels, RIGHT)
+        self.caption("Softmax then turns each column into weights: all positive, adding up to 1 "
+                     "(the sums below include every key, shown or not).", 4)
+        self.play(FadeOut(self.step), FadeIn(step2), *scaled.retarget(weights), run_time=1.5)
+        self.play(FadeIn(sums), FadeIn(sum_label), run_time=0.8)
+        self.step, self.grid_now, self.sums = step2, weights, sums
+        self.wait(1.5)
+
+    def beat_story_cells(self):
+        trace, theme = self.trace, self.theme
+        H, q, keys = self.head, self.query, self.story_keys
+        grid = self.grid_now
+        pattern = trace[self.hook("hook_pattern")][H]
+        boxes = VGroup(*[grid.cell_box(q, k, theme.accent) for k in keys if k in grid.rows])
+        lines = VGroup()
+        for k in keys:
+            lines.add(VGroup(token_label(trace.pieces[q], theme, SMALL, color=theme.token_color(q), index=(q,)),
+                             label("←", theme, SMALL, color=theme.dim),
+                             token_label(trace.pieces[k], theme, SMALL, color=theme.token_color(k), index=(k,)),
+                             number(float(pattern[q, k]), theme, self.hook("hook_pattern"), (H, q, k), scale=1,
+                                    size=SMALL)).arrange(RIGHT, buff=0.12))
+        lines.arrange(DOWN, aligned_edge=LEFT, buff=0.15)
+        fit_width(lines, config.frame_width / 2 - 0.3 - self.side_x)
+        lines.next_to(self.step, UP, buff=0.35).align_to(self.step, LEFT)
+        share = sum(float(pattern[q, k]) for k in keys)
+        listing = " and ".join(f"{trace.pieces[k]!r} {float(pattern[q, k]):.2f}" for k in keys)
+        self.caption(f"The story: {self.piece(q)} gives {listing}, {share:.2f} of its attention in all.", 4)
+        self.play(FadeOut(self.column), Create(boxes), FadeIn(lines), run_time=1.2)
+        self.wait(2.5)

@@ -1,0 +1,152 @@
+"""masking: later tokens must not leak.
+
+Storyboard (design/storyboards.md):
+1. why: in training every position predicts its next token at the same time, so no position
+   may see the token it is predicting (the model's real probabilities for the prompt's own
+   next tokens);
+2. cells where a later key would inform an earlier query are outlined and set to -inf before
+   softmax; after softmax they are exactly 0 and each column still sums to 1 (real);
+3. the cost of context: cells grow as n^2, for this prompt and for the model's full context.
+"""
+
+from __future__ import annotations
+
+from manim import DOWN, LEFT, RIGHT, UL, UP, Arrow, FadeIn, FadeOut, Group, LaggedStart, VGroup, config
+
+from model.attention_facts import causal_cells
+from scenes.attention_parts import AttentionScene, NumberGrid, fit_height
+from scenes.components import TokenStrip, cell_grid_image, count, fit_width, label, number, token_label
+from scenes.provenance import Shown
+from scenes.theme import BODY, LABEL, SMALL, fmt_int, fmt_percent
+
+LIMIT = 8
+CELL_W, CELL_H = 0.95, 0.5
+SIZE = SMALL * 0.85
+MAX_DRAWN_CELLS = 240  # a grid image never has more cells a side than this (they would be sub-pixel anyway)
+
+
+class Masking(AttentionScene):
+    title_text = "No peeking at later tokens"
+    beats = ("beat_why", "beat_mask", "beat_cost")
+
+    def beat_why(self):
+        trace, theme = self.trace, self.theme
+        n = len(trace.tokens)
+        strip = TokenStrip(trace.pieces, trace.tokens, theme, focus=[self.query], max_width=config.frame_width - 1.0)
+        strip.move_to(UP * 1.2)
+        probs = trace["logits"].softmax(-1)
+        targets = VGroup()
+        shown = strip.shown_positions
+        for pos in shown:
+            if pos + 1 >= n or pos + 1 not in strip.boxes:
+                continue
+            box, nxt = strip.boxes[pos], trace.tokens[pos + 1]
+            p = float(probs[pos, nxt])
+            text = fmt_percent(p)
+            pct = label(text, theme, SMALL * 0.9, color=theme.accent, mono=True,
+                        shown=Shown(text, p, "probs", (pos, nxt), kind="percent"))
+            arrow = Arrow(box.get_bottom(), box.get_bottom() + DOWN * 0.7, buff=0.05, color=theme.dim,
+                          stroke_width=3, max_tip_length_to_length_ratio=0.25)
+            target = token_label(trace.pieces[pos + 1], theme, SMALL, color=theme.token_color(pos + 1), index=(pos + 1,))
+            fit_width(target, box.width + 0.3)
+            target.next_to(arrow, DOWN, buff=0.08)
+            fit_width(pct, box.width + 0.3)
+            pct.next_to(target, DOWN, buff=0.1)
+            targets.add(VGroup(arrow, target, pct))
+        legend = VGroup(label("each token's guess for the next one:", theme, LABEL),
+                        label("the real next token and the probability the model gave it", theme, SMALL, color=theme.dim))
+        legend.arrange(DOWN, aligned_edge=LEFT, buff=0.1).next_to(strip, UP, buff=0.5).to_edge(LEFT, buff=0.5)
+        self.caption("In training, every position guesses the token after it, all at the same time, "
+                     "from one pass over the text.", 4)
+        self.play(FadeIn(strip), FadeIn(legend), run_time=1)
+        if len(targets):
+            self.play(LaggedStart(*[FadeIn(t, shift=0.2 * DOWN) for t in targets], lag_ratio=0.1), run_time=1.5)
+            p0 = float(probs[0, trace.tokens[1]])
+            self.caption(f"Here the model gave {trace.pieces[1]!r} {fmt_percent(p0)} after {trace.pieces[0]!r}. "
+                         "If a position could see the token it is guessing, it would simply copy it and learn nothing.", 4)
+        else:
+            self.caption("With one token there is nothing later to hide, but the rule is the same at any length.", 3)
+        rule = label("so a token may only look at itself and earlier tokens", theme, BODY, color=theme.accent)
+        fit_width(rule, config.frame_width - 1)
+        rule.to_edge(DOWN, buff=0.8)
+        self.play(FadeIn(rule), run_time=0.8)
+        self.wait(1.5)
+
+    def grid(self, values, source, index, masked_decimals=None):
+        grid = NumberGrid(values, self.positions, self.trace.pieces, self.theme, source, index, masked="number",
+                          decimals=2, decimals_masked=masked_decimals, cell_w=CELL_W, cell_h=CELL_H, size=SIZE)
+        bottom = -config.frame_height / 2 + 1.0
+        fit_height(grid, self.stage_top() - 0.1 - bottom)
+        fit_width(grid, config.frame_width - 4.4)
+        grid.to_edge(LEFT, buff=0.3).align_to([0, self.stage_top() - 0.1, 0], UP)
+        return grid
+
+    def beat_mask(self):
+        trace, theme = self.trace, self.theme
+        L, H = self.layer, self.head
+        self.clear_stage()
+        self.positions = self.grid_positions(LIMIT)
+        scores = self.grid(trace[self.hook("hook_attn_scores")][H].numpy(), self.hook("hook_attn_scores"),
+                           lambda a, b: (H, a, b))
+        side_x = scores.frame.get_right()[0] + 0.45
+        notes = VGroup(label("outlined: key after query", theme, SMALL, color=theme.dim),
+                       label("before softmax: set to −inf", theme, SMALL, color=theme.dim))
+        notes.arrange(DOWN, aligned_edge=LEFT, buff=0.12)
+        fit_width(notes, config.frame_width / 2 - 0.3 - side_x)
+        notes.move_to([side_x, scores.frame.get_top()[1], 0], aligned_edge=UL)
+        self.caption(f"So every cell whose key comes after its query is set to minus infinity before softmax "
+                     f"(layer {L}, head {H}).", 4)
+        self.play(FadeIn(scores), FadeIn(notes), run_time=1.5)
+        self.wait(0.5)
+        weights = self.grid(trace[self.hook("hook_pattern")][H].numpy(), self.hook("hook_pattern"),
+                            lambda a, b: (H, a, b), masked_decimals=0)
+        sums = VGroup()
+        for p in weights.columns:
+            s = number(float(trace[self.hook("hook_pattern")][H, p].sum()), theme, "attn.colsum", (L, H, p), scale=1,
+                       size=SIZE)
+            s.set_color(theme.text)
+            s.move_to([weights.columns[p].get_x(), weights.frame.get_bottom()[1] - 0.28, 0])
+            sums.add(s)
+        sum_label = label("sum", theme, SIZE, color=theme.dim).next_to(sums, LEFT, buff=0.2)
+        after = label("after softmax: exactly 0", theme, SMALL, color=theme.dim)
+        fit_width(after, config.frame_width / 2 - 0.3 - side_x)
+        after.next_to(notes, DOWN, buff=0.3, aligned_edge=LEFT)
+        self.caption("e to the minus infinity is exactly 0, so those keys get no weight at all, "
+                     "and each column still adds up to 1.", 4)
+        self.play(*scores.retarget(weights), FadeIn(after), run_time=1.5)
+        self.remove(scores)
+        self.add(weights)
+        self.play(FadeIn(sums), FadeIn(sum_label), run_time=0.6)
+        self.wait(1.5)
+
+    def beat_cost(self):
+        trace, theme, cfg = self.trace, self.theme, self.trace.config
+        self.clear_stage()
+        n, ctx = len(trace.tokens), cfg.n_ctx
+        side = 3.2
+        panels = Group()
+        for m, name, which in ((n, "this prompt", "tokens"), (ctx, "the model's full context", "n_ctx")):
+            img = cell_grid_image(min(m, MAX_DRAWN_CELLS), theme, side)
+            head = VGroup(label(name + ":", theme, LABEL),
+                          count(m, theme, "count.tokens" if which == "tokens" else "config.n_ctx", size=LABEL),
+                          label("tokens", theme, LABEL)).arrange(RIGHT, buff=0.12)
+            cells = VGroup(count(m * m, theme, "attn.cells", size=LABEL, index=(which, "all")),
+                           label("cells,", theme, LABEL, color=theme.dim),
+                           count(causal_cells(m), theme, "attn.cells", size=LABEL, index=(which, "causal")),
+                           label("unmasked", theme, LABEL, color=theme.dim)).arrange(RIGHT, buff=0.12)
+            panel = Group(head, img, cells).arrange(DOWN, buff=0.3)
+            if m > MAX_DRAWN_CELLS:
+                panel.add(label("(cells too small to draw)", theme, SMALL, color=theme.dim).next_to(img, DOWN, buff=0.1))
+                cells.next_to(panel[-1], DOWN, buff=0.2)
+            panels.add(panel)
+        panels.arrange(RIGHT, buff=1.0, aligned_edge=UP)
+        fit_width(panels, config.frame_width - 0.8)
+        fit_height(panels, self.stage_top() + config.frame_height / 2 - 1.0)
+        panels.move_to([0, self.stage_top() - 0.15, 0], aligned_edge=UP)
+        self.caption(f"Every query meets every earlier key, so the grid grows with the square of the length: "
+                     f"{n} tokens make {fmt_int(n * n)} cells.", 4)
+        self.play(FadeIn(panels[0]), run_time=1)
+        self.caption(f"At the model's full context of {fmt_int(ctx)} tokens that is {fmt_int(ctx * ctx)} cells per head "
+                     f"per layer, {fmt_int(causal_cells(ctx))} of them left after the mask.", 4)
+        self.play(FadeIn(panels[1]), run_time=1)
+        self.wait(2)

@@ -1,0 +1,138 @@
+"""multi-head: many heads in parallel.
+
+Storyboard (design/storyboards.md):
+1. every head of the chosen layer side by side, each its real pattern;
+2. each head proposes its own change for the story token; the changes are summed (each
+   through its slice of W_O) and added to the residual stream: the real size of each;
+3. real counts: heads, d_head, parameters per head and per layer; grouped-query models say
+   how many key/value heads there are and which query heads share each.
+"""
+
+from __future__ import annotations
+
+import math
+
+from manim import DOWN, LEFT, RIGHT, UP, Create, FadeIn, Group, LaggedStart, Rectangle, VGroup, config
+
+from model import attention_facts as af
+from scenes.attention_parts import AttentionScene, SignedBars, fit_height, pattern_image
+from scenes.components import count, fit_width, label, token_label
+from scenes.theme import BODY, LABEL, SMALL, fmt_int
+
+
+class MultiHead(AttentionScene):
+    title_text = "Many heads at once"
+    beats = ("beat_all_heads", "beat_contributions", "beat_counts")
+
+    def beat_all_heads(self):
+        trace, theme, cfg = self.trace, self.theme, self.trace.config
+        L = self.layer
+        n_heads = cfg.n_heads
+        cols = math.ceil(n_heads / 3) if n_heads > 4 else n_heads
+        side = 1.55
+        tiles = Group()
+        pattern = trace[self.hook("hook_pattern")]
+        for h in range(n_heads):
+            img = pattern_image(pattern[h].numpy(), theme, side, color=theme.accent)
+            name = label(f"head {h}", theme, SMALL, color=theme.text if h == self.head else theme.dim)
+            tiles.add(Group(img, name.next_to(img, DOWN, buff=0.08)))
+        tiles.arrange_in_grid(cols=cols, buff=(0.35, 0.25))
+        fit_height(tiles, self.stage_top() + config.frame_height / 2 - 0.8)
+        fit_width(tiles, config.frame_width * 0.62)
+        tiles.to_edge(LEFT, buff=0.5).align_to([0, self.stage_top() - 0.1, 0], UP)
+        mark = Rectangle(width=tiles[self.head][0].width + 0.12, height=tiles[self.head][0].height + 0.12,
+                         stroke_color=theme.accent, stroke_width=4).move_to(tiles[self.head][0])
+        legend = VGroup(label(f"layer {L}: {n_heads} heads", theme, LABEL),
+                        label("each square: one head's weights", theme, SMALL, color=theme.dim),
+                        label("columns: queries, rows: keys", theme, SMALL, color=theme.dim),
+                        label("brighter = more attention", theme, SMALL, color=theme.dim),
+                        label(f"outlined: head {self.head}, the story head", theme, SMALL, color=theme.accent))
+        legend.arrange(DOWN, aligned_edge=LEFT, buff=0.12)
+        fit_width(legend, config.frame_width / 2 - 0.3 - (tiles.get_right()[0] + 0.5))
+        legend.next_to(tiles, RIGHT, buff=0.5).align_to(tiles, UP)
+        self.caption(f"Layer {L} runs {n_heads} heads side by side, each with its own queries, keys and values, "
+                     "so each draws its own pattern over the same tokens.", 4)
+        self.play(LaggedStart(*[FadeIn(t) for t in tiles], lag_ratio=0.1), FadeIn(legend), run_time=2)
+        self.play(Create(mark), run_time=0.6)
+        self.caption(f"Head {self.head} is the one that links {self.piece(self.query)} to "
+                     f"{' and '.join(self.piece(k) for k in self.story_keys)}; the others look for other things.", 3)
+        self.wait(1.5)
+
+    def beat_contributions(self):
+        trace, theme, cfg = self.trace, self.theme, self.trace.config
+        L, q = self.layer, self.query
+        self.clear_stage()
+        norms = af.head_norms(trace, L, q)
+        items = [(label(f"head {h}", theme, SMALL, color=theme.accent if h == self.head else theme.dim), norms[h],
+                  "attn.head_norm", (L, q, h)) for h in range(cfg.n_heads)]
+        bars = SignedBars(items, theme, height=2.6, slot=1.1, color=theme.value, decimals=1)
+        title = VGroup(label("size of each head's change to", theme, LABEL),
+                       token_label(trace.pieces[q], theme, LABEL, color=theme.token_color(q), index=(q,)))
+        title.arrange(RIGHT, buff=0.15)
+        note = label("length of each head's output: its weighted sum of values, through its slice of W_O", theme, SMALL,
+                     color=theme.dim)
+        flow = label(f"all {cfg.n_heads} changes are added together, then added to the token's vector", theme, SMALL)
+        group = VGroup(title, bars, note, flow).arrange(DOWN, buff=0.35)
+        fit_width(group, config.frame_width - 1.0)
+        fit_height(group, self.stage_top() + config.frame_height / 2 - 0.9)
+        group.next_to([0, self.stage_top(), 0], DOWN, buff=0.15)
+        big = max(range(cfg.n_heads), key=lambda h: norms[h])
+        self.caption(f"Each head proposes its own change for {self.piece(q)}: head {big} the largest "
+                     f"(length {norms[big]:.1f}), the story head {self.head} {norms[self.head]:.1f}.", 4)
+        self.play(FadeIn(title), FadeIn(bars.baseline), FadeIn(bars.labels), run_time=0.8)
+        self.play(LaggedStart(*[FadeIn(VGroup(b, v), shift=0.2 * UP) for b, v in zip(bars.bars, bars.values)],
+                              lag_ratio=0.08), FadeIn(note), run_time=1.5)
+        self.caption("The changes are summed and added to the vector in one step; the sum is what the values scene "
+                     "called ΔE.", 3)
+        self.play(FadeIn(flow), run_time=0.6)
+        self.wait(1.5)
+
+    def beat_counts(self):
+        trace, theme, cfg = self.trace, self.theme, self.trace.config
+        L = self.layer
+        self.clear_stage()
+        counts = af.parameter_counts(self.params.model, L)
+
+        def line(*parts) -> VGroup:
+            return VGroup(*parts).arrange(RIGHT, buff=0.12)
+
+        def param(name: str) -> VGroup:
+            return count(counts[name], theme, "attn.params", size=LABEL, index=(L, name))
+
+        rows = VGroup(
+            line(count(cfg.n_heads, theme, "config.n_heads", size=LABEL), label("query heads, each", theme, LABEL),
+                 count(cfg.d_head, theme, "config.d_head", size=LABEL), label("numbers wide", theme, LABEL)),
+            line(label("per query head (W_Q and W_O slices):", theme, LABEL), param("per_query_head"),
+                 label("parameters", theme, LABEL)),
+        )
+        if cfg.n_kv_heads < cfg.n_heads:
+            rows.add(line(count(cfg.n_kv_heads, theme, "config.n_kv_heads", size=LABEL),
+                          label("key/value heads, each shared by", theme, LABEL),
+                          count(cfg.heads_per_kv, theme, "config.heads_per_kv", size=LABEL),
+                          label("query heads:", theme, LABEL)))
+            for g, members in enumerate(af.sharing(cfg)):
+                text = f"    key/value head {g} ← query heads {', '.join(str(h) for h in members)}"
+                rows.add(label(text, theme, SMALL, color=theme.accent if self.head in members else theme.dim))
+            rows.add(line(label("per key/value head (W_K and W_V):", theme, LABEL), param("per_kv_head"),
+                          label("parameters", theme, LABEL)))
+        else:
+            rows.add(line(label("per head (W_K and W_V slices):", theme, LABEL), param("per_kv_head"),
+                          label("parameters", theme, LABEL)))
+        rows.add(line(label(f"attention in layer {L}:", theme, LABEL, bold=True), param("layer"),
+                      label("parameters", theme, LABEL)))
+        rows.add(line(label(f"in all {cfg.n_layers} layers:", theme, LABEL), param("all_layers"),
+                      label("parameters", theme, LABEL)))
+        rows.arrange(DOWN, aligned_edge=LEFT, buff=0.28)
+        fit_width(rows, config.frame_width - 1.2)
+        fit_height(rows, self.stage_top() + config.frame_height / 2 - 1.0)
+        rows.next_to([0, self.stage_top(), 0], DOWN, buff=0.3)
+        rows.set_x(0)
+        self.caption(f"{cfg.n_heads} heads of {cfg.d_head} numbers: {fmt_int(counts['per_query_head'])} parameters "
+                     f"for each query head's W_Q and W_O slices, {fmt_int(counts['layer'])} for layer {L}'s attention.", 4)
+        self.play(LaggedStart(*[FadeIn(r, shift=0.2 * RIGHT) for r in rows[:2]], lag_ratio=0.3), run_time=1.2)
+        if cfg.n_kv_heads < cfg.n_heads:
+            self.caption(f"To save memory, {cfg.name} lets {cfg.heads_per_kv} query heads share one set of keys and "
+                         f"values: {cfg.n_kv_heads} key/value heads for {cfg.n_heads} query heads.", 4)
+        self.play(LaggedStart(*[FadeIn(r, shift=0.2 * RIGHT) for r in rows[2:]], lag_ratio=0.15), run_time=2)
+        self.caption(f"Across all {cfg.n_layers} layers, attention holds {fmt_int(counts['all_layers'])} parameters.", 3)
+        self.wait(1.5)

@@ -1,0 +1,126 @@
+"""softmax: numbers to weights, and temperature.
+
+Storyboard (design/storyboards.md):
+1. a real list of numbers (the story query's scores) as bars; exponentiate, then divide by
+   the total: bars become weights that sum to 1;
+2. temperature: the same scores at T = 0 (all weight on the largest, no division by zero),
+   0.5, 1 and 2: the weights sharpen and flatten, real values.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from manim import DOWN, LEFT, RIGHT, UP, FadeIn, FadeOut, MathTypst, ReplacementTransform, VGroup, config
+
+from model import attention_facts as af
+from model.attention_facts import TEMPERATURES
+from scenes.attention_parts import AttentionScene, SignedBars, fit_height
+from scenes.components import fit_width, label, number, token_label
+from scenes.theme import BODY, LABEL, SMALL
+
+MAX_BARS = 6  # longer columns show their largest scores; the caption counts the rest
+
+
+class Softmax(AttentionScene):
+    title_text = "Softmax: scores become weights"
+    beats = ("beat_exp_and_normalise", "beat_temperature")
+
+    def shown_keys(self) -> list[int]:
+        """The story query's keys drawn as bars: all, or the MAX_BARS with the largest scores (in order)."""
+        scores = self.trace[self.hook("hook_attn_scores")][self.head, self.query, : self.query + 1]
+        order = np.argsort(-scores.numpy(), kind="stable")[:MAX_BARS]
+        return sorted(int(k) for k in order)
+
+    def bars(self, values: dict[int, float], source: str, index, top: float | None = None, slot: float = 1.25,
+             height: float = 2.0, color=None, size: float = SMALL) -> SignedBars:
+        trace = self.trace
+        items = [(token_label(trace.pieces[k], self.theme, size, color=self.theme.token_color(k), index=(k,)),
+                  values[k], source, index(k)) for k in self.keys_shown]
+        return SignedBars(items, self.theme, height=height, slot=slot, top=top, color=color, size=size)
+
+    def beat_exp_and_normalise(self):
+        trace, theme = self.trace, self.theme
+        L, H, q = self.layer, self.head, self.query
+        self.keys_shown = self.shown_keys()
+        scores = trace[self.hook("hook_attn_scores")][H, q, : q + 1].double()
+        pattern = trace[self.hook("hook_pattern")][H, q]
+        formula = MathTypst(r'"weight"_i = e^(x_i) / (sum_j e^(x_j))', font_size=34, color=theme.text)
+        formula.next_to([0, self.stage_top(), 0], DOWN, buff=0.1).to_edge(RIGHT, buff=0.5)
+        area_top = formula.get_bottom()[1] - 0.1
+        row_h = (area_top + config.frame_height / 2 - 0.6) / 3
+        left_x = -config.frame_width / 2 + 0.5
+
+        def place(bars: SignedBars, name: str, row: int) -> VGroup:
+            """Stage `row` (0, 1, 2) of the pipeline: its name on the left, its bars to the right."""
+            title = label(name, theme, LABEL, color=theme.dim)
+            fit_width(title, 3.6)
+            fit_height(bars, row_h - 0.35)
+            fit_width(bars, config.frame_width - 5.0)
+            y = area_top - row * row_h
+            title.move_to([left_x, y - row_h / 2, 0], aligned_edge=LEFT)
+            bars.move_to([left_x + 4.0, y - 0.05, 0], aligned_edge=UP + LEFT)
+            return VGroup(title, bars)
+
+        raw = self.bars({k: float(scores[k]) for k in self.keys_shown}, self.hook("hook_attn_scores"),
+                        lambda k: (H, q, k), height=0.7 if float(scores.min()) < 0 < float(scores.max()) else 1.2)
+        step1 = place(raw, "x: the scores", 0)
+        self.caption(f"Softmax takes any list of numbers, here the {q + 1} scores in {self.piece(q)}'s column "
+                     f"(layer {L}, head {H}), and turns it into weights.", 4)
+        self.play(FadeIn(step1), FadeIn(formula), run_time=1.2)
+        self.wait(0.5)
+        exps = {k: math.exp(float(scores[k])) for k in self.keys_shown}
+        up = self.bars(exps, "attn.exp", lambda k: (L, H, q, k), height=1.2)
+        step2 = place(up, "e^x: all positive", 1)
+        self.caption("First raise e to each score: negatives become small positives, and the largest pulls ahead.", 3)
+        self.play(ReplacementTransform(step1.copy(), step2), run_time=1.5)
+        total = float(scores.exp().sum())
+        weights = self.bars({k: float(pattern[k]) for k in self.keys_shown}, self.hook("hook_pattern"),
+                            lambda k: (H, q, k), top=1.0, color=theme.accent, height=1.2)
+        step3 = place(weights, "÷ their total", 2)
+        col_sum = VGroup(label(f"sum of all {'weights' if q else 'the weight'}:", theme, LABEL),
+                         number(float(pattern.sum()), theme, "attn.colsum", (L, H, q), scale=1, size=LABEL))
+        col_sum.arrange(RIGHT, buff=0.15).next_to(formula, DOWN, buff=0.3).align_to(formula, RIGHT)
+        self.caption(f"Then divide each by their total ({total:.2f}): the weights are all positive and add up to 1.", 3)
+        self.play(ReplacementTransform(step2.copy(), step3), run_time=1.5)
+        self.play(FadeIn(col_sum), run_time=0.6)
+        hidden = q + 1 - len(self.keys_shown)
+        if hidden:
+            self.caption(f"({hidden} smaller scores are not drawn; they share the remaining "
+                         f"{1 - sum(float(pattern[k]) for k in self.keys_shown):.2f}.)", 3)
+        best = max(self.keys_shown, key=lambda k: float(pattern[k]))
+        self.caption(f"{self.piece(best)} scored {float(scores[best]):+.2f} and gets {float(pattern[best]):.2f} of the weight.", 3)
+        self.wait(1.5)
+
+    def beat_temperature(self):
+        trace, theme = self.trace, self.theme
+        L, H, q = self.layer, self.head, self.query
+        self.clear_stage()
+        scores = trace[self.hook("hook_attn_scores")][H, q, : q + 1]
+        table = af.temperature_weights(scores)
+        formula = MathTypst(r'"weight"_i = e^(x_i \/ T) / (sum_j e^(x_j \/ T))', font_size=34, color=theme.text)
+        formula.next_to([0, self.stage_top(), 0], DOWN, buff=0.1).to_edge(RIGHT, buff=0.5)
+        panels = VGroup()
+        for T in TEMPERATURES:
+            bars = self.bars({k: table[T][k] for k in self.keys_shown}, "attn.softmax_T", lambda k, T=T: (L, H, q, k, T),
+                             top=1.0, slot=1.0, height=1.3, color=theme.accent, size=SMALL * 0.9)
+            name = "T = 0: all on the largest" if T == 0 else f"T = {T:g}"
+            title = label(name, theme, LABEL, color=theme.text if T == 1 else theme.dim)
+            panels.add(VGroup(title, bars).arrange(DOWN, aligned_edge=LEFT, buff=0.25))
+        panels.arrange_in_grid(rows=2, cols=2, buff=(0.8, 0.45), aligned_edge=LEFT)
+        top = formula.get_bottom()[1] - 0.25
+        fit_height(panels, top + config.frame_height / 2 - 0.6)
+        fit_width(panels, config.frame_width - 1.0)
+        panels.move_to([0, top, 0], aligned_edge=UP)
+        self.caption("Dividing the scores by a temperature T before softmax changes how decisive it is. "
+                     "T = 1 is what the model uses.", 4)
+        self.play(FadeIn(formula), FadeIn(panels[2]), run_time=1.0)
+        best = max(self.keys_shown, key=lambda k: table[1.0][k])
+        self.caption(f"T = 0.5 sharpens: {self.piece(best)} goes from {table[1.0][best]:.2f} to {table[0.5][best]:.2f}. "
+                     "T = 0 is the limit: everything on the largest score, taken directly, with no division by zero.", 4)
+        self.play(FadeIn(panels[1]), run_time=0.8)
+        self.play(FadeIn(panels[0]), run_time=0.8)
+        self.caption(f"T = 2 flattens: {self.piece(best)} drops to {table[2.0][best]:.2f} and the others gain.", 3)
+        self.play(FadeIn(panels[3]), run_time=0.8)
+        self.wait(2)

@@ -1,0 +1,95 @@
+"""Independent recomputation of the values the attention scenes show under their own source
+names (scene_helpers.truth hands every source it does not know to `truth` here).
+
+Sources:
+    attn.qk            (L, H, q, k)      raw q . k (after RoPE), before / sqrt(d_head)
+    attn.exp           (L, H, q, k)      exp(score)
+    attn.softmax_T     (L, H, q, k, T)   softmax of query q's scores at temperature T (T = 0: argmax)
+    attn.colsum        (L, H, q)         sum of query q's weights over every key
+    attn.W_Q/W_K/W_V   (L, H, r, c)      the head's map drawn as output x input: stored [d_model, d_head] transposed
+    attn.W_O           (L, H, r, c)      W_O[H] drawn as d_model x d_head
+    shape(W_Q) ...     (i,)              the drawn shape
+    attn.head_norm     (L, q, h)         |hook_result[q, h]|
+    attn.params        (L, name)         parameter counts (W_Q, W_K, W_V, W_O, layer, per_query_head, per_kv_head, all_layers)
+    attn.cells         ("tokens" | "n_ctx", "all" | "causal")   n^2 or n(n+1)/2 cells
+    attn.kv_head       (h,)              the key/value head query head h reads
+    attn.sqrt_d_head   ()                sqrt(d_head)
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def _weight(scene, layer: int, name: str) -> torch.Tensor:
+    from scene_helpers import loaded
+
+    return loaded(scene.params.model).model.weight(f"blocks.{layer}.attn.{name}").detach().float()
+
+
+def _scores(trace, layer, head, q):
+    cfg = trace.config
+    qv = trace[f"blocks.{layer}.attn.hook_q"][q, head]
+    k = trace[f"blocks.{layer}.attn.hook_k"][: q + 1, head * cfg.n_kv_heads // cfg.n_heads]
+    return (k @ qv) / math.sqrt(cfg.d_head)
+
+
+def truth(shown, scene):
+    trace, cfg = scene.trace, scene.trace.config
+    src, idx = shown.source, shown.index
+    n = len(trace.tokens)
+    if src == "attn.qk":
+        L, H, q, k = idx
+        kv = H * cfg.n_kv_heads // cfg.n_heads
+        return float(trace[f"blocks.{L}.attn.hook_q"][q, H] @ trace[f"blocks.{L}.attn.hook_k"][k, kv])
+    if src == "attn.exp":
+        L, H, q, k = idx
+        return math.exp(float(_scores(trace, L, H, q)[k])) if k <= q else 0.0
+    if src == "attn.softmax_T":
+        L, H, q, k, T = idx
+        s = _scores(trace, L, H, q).double()
+        p = torch.zeros_like(s)
+        if T == 0:
+            p[int(s.argmax())] = 1.0
+        else:
+            p = torch.softmax(s / T, 0)
+        return float(p[k]) if k <= q else 0.0
+    if src == "attn.colsum":
+        L, H, q = idx
+        return float(torch.softmax(_scores(trace, L, H, q).double(), 0).sum())
+    if src in ("attn.W_Q", "attn.W_K", "attn.W_V", "attn.W_O"):
+        L, H, r, c = idx
+        name = src.split(".")[1]
+        W = _weight(scene, L, name)
+        g = H if name in ("W_Q", "W_O") else H * cfg.n_kv_heads // cfg.n_heads
+        return float(W[g][c, r])
+    if src.startswith("shape(W_"):
+        shape = (cfg.d_model, cfg.d_head) if src == "shape(W_O)" else (cfg.d_head, cfg.d_model)
+        return shape[idx[0]]
+    if src == "attn.head_norm":
+        L, q, h = idx
+        return float(trace[f"blocks.{L}.attn.hook_result"][q, h].norm())
+    if src == "attn.params":
+        L, name = idx
+        W = {w: _weight(scene, L, w).numel() for w in ("W_Q", "W_K", "W_V", "W_O")}
+        if name in W:
+            return W[name]
+        if name == "per_query_head":
+            return (W["W_Q"] + W["W_O"]) // cfg.n_heads
+        if name == "per_kv_head":
+            return (W["W_K"] + W["W_V"]) // cfg.n_kv_heads
+        if name == "layer":  # no biases in the models tested here
+            return sum(W.values())
+        if name == "all_layers":
+            return sum(sum(_weight(scene, layer, w).numel() for w in W) for layer in range(cfg.n_layers))
+    if src == "attn.cells":
+        which, how = idx
+        m = n if which == "tokens" else cfg.n_ctx
+        return m * m if how == "all" else m * (m + 1) // 2
+    if src == "attn.kv_head":
+        return idx[0] * cfg.n_kv_heads // cfg.n_heads
+    if src == "attn.sqrt_d_head":
+        return math.sqrt(cfg.d_head)
+    raise KeyError(f"test does not know source {src!r}")
