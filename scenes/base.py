@@ -11,6 +11,7 @@ last frame of every beat is also written to DIR/NN-beat.png (for contact sheets)
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -28,6 +29,8 @@ class TransformerScene(Scene):
     title_text: str = ""
 
     def setup(self):
+        if os.environ.get("MT_FAIL_SCENE") == type(self).__name__:  # fault injection, for the CLI's failure tests
+            raise RuntimeError(f"{type(self).__name__} failed on purpose (MT_FAIL_SCENE)")
         self.params = Params.from_env()
         self.theme = get_theme(self.params.theme)
         self.camera.background_color = self.theme.background
@@ -51,15 +54,35 @@ class TransformerScene(Scene):
 
     # ---------------------------------------------------------------- beats
     def construct(self):
+        self.beat_starts: list[float] = []
         for beat in self.beats:
             self.current_beat = beat
             self.beat_captions[beat] = 0
             self.next_section(beat)
             self.sections_run.append(beat)
+            self.beat_starts.append(self.time)
             getattr(self, beat)()
             self.check_layout(beat)
             self.save_still(beat)
         self.flush_caption(final=True)
+        self.report_progress(finished=True)
+
+    def play(self, *args, **kwargs):
+        super().play(*args, **kwargs)
+        self.report_progress()
+
+    def report_progress(self, finished: bool = False) -> None:
+        """With MT_PROGRESS=FILE, keep FILE up to date: beats, beat start times, seconds rendered.
+
+        The CLI reads it for its progress display and for the chapter list (one chapter a beat)."""
+        path = os.environ.get("MT_PROGRESS")
+        if not path:
+            return
+        state = {"beats": list(self.beats), "beat": len(self.sections_run), "starts": getattr(self, "beat_starts", []),
+                 "time": self.time, "fps": config.frame_rate, "finished": finished}
+        tmp = f"{path}.tmp"
+        Path(tmp).write_text(json.dumps(state))
+        os.replace(tmp, path)
 
     def save_still(self, beat: str) -> None:
         """With MT_STILLS=DIR, write the last frame of each beat to DIR/NN-beat.png."""

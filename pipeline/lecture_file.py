@@ -1,0 +1,122 @@
+"""Lecture files: a TOML list of scenes with global defaults and per-scene options.
+
+    title = "How a transformer reads a sentence"
+    [defaults]
+    prompt = "The fluffy blue creature roamed the verdant forest"
+    quality = "medium"
+
+    [[scene]]
+    name = "tokens"
+
+    [[scene]]
+    name = "attention-pattern"
+    layer = 1
+    head = "auto"
+
+Errors name the line: TOML syntax errors, unknown keys, unknown scenes.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from model.errors import UserError
+
+# Options a lecture may set globally ([defaults]) or per scene, with their types.
+OPTIONS: dict[str, type | tuple[type, ...]] = {
+    "prompt": str, "model": str, "device": str, "layer": (int, str), "head": (int, str), "quality": str,
+    "fps": int, "format": str, "theme": str, "seed": int, "analogy": str,
+}
+TOP_KEYS = {"title", "defaults", "scene", "out", "sections", "jobs"}
+
+
+@dataclass
+class LectureScene:
+    name: str
+    options: dict = field(default_factory=dict)  # defaults merged with the scene's own
+    line: int = 0
+
+
+@dataclass
+class Lecture:
+    title: str
+    scenes: list[LectureScene]
+    out: str | None = None
+    sections: bool = False
+    jobs: int | None = None
+
+
+def line_of(text: str, pattern: str, start: int = 0) -> int:
+    """1-based line of the first match of `pattern` at or after character `start`, or 0."""
+    m = re.compile(pattern, re.M).search(text, start)
+    return text.count("\n", 0, m.start()) + 1 if m else 0
+
+
+def scene_table_lines(text: str) -> list[int]:
+    return [text.count("\n", 0, m.start()) + 1 for m in re.finditer(r"^[ \t]*\[\[\s*scene\s*\]\]", text, re.M)]
+
+
+def load_lecture(path: Path, known_scenes: list[str]) -> Lecture:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise UserError(f"cannot read lecture file {path}: {e.strerror or e}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"{path}: TOML syntax error: {e}") from None  # tomllib's message ends with (at line N, column M)
+
+    for key in data:
+        if key not in TOP_KEYS:
+            where = line_of(text, rf"^[ \t]*\[?{re.escape(key)}\s*[=.\]]")
+            raise UserError(f"{path}:{where}: unknown key {key!r} (allowed: {', '.join(sorted(TOP_KEYS))})")
+    defaults = data.get("defaults", {})
+    check_options(path, text, defaults, line_of(text, r"^[ \t]*\[defaults\]"))
+    entries = data.get("scene", [])
+    if not isinstance(entries, list) or not entries:
+        raise UserError(f"{path}: a lecture needs at least one [[scene]] table")
+    lines = scene_table_lines(text)
+    scenes = []
+    for i, entry in enumerate(entries):
+        line = lines[i] if i < len(lines) else 0
+        name = entry.get("name")
+        if not isinstance(name, str):
+            raise UserError(f"{path}:{line}: this [[scene]] needs a name, e.g. name = \"tokens\"")
+        if name not in known_scenes:
+            close = difflib.get_close_matches(name, known_scenes, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            where = line_of(text, r"name\s*=", line_start(text, line))
+            raise UserError(f"{path}:{where}: unknown scene {name!r}{hint}")
+        own = {k: v for k, v in entry.items() if k != "name"}
+        check_options(path, text, own, line)
+        scenes.append(LectureScene(name, {**defaults, **own}, line))
+    jobs = data.get("jobs")
+    if jobs is not None and (not isinstance(jobs, int) or jobs < 1):
+        where = line_of(text, r"^[ \t]*jobs\s*=")
+        raise UserError(f"{path}:{where}: jobs must be a whole number >= 1")
+    return Lecture(str(data.get("title", path.stem)), scenes, data.get("out"), bool(data.get("sections", False)), jobs)
+
+
+def line_start(text: str, line: int) -> int:
+    """Character offset where 1-based `line` begins."""
+    offset = 0
+    for _ in range(max(line - 1, 0)):
+        offset = text.index("\n", offset) + 1
+    return offset
+
+
+def check_options(path: Path, text: str, options: dict, table_line: int) -> None:
+    start = line_start(text, table_line) if table_line else 0
+    for key, value in options.items():
+        where = line_of(text, rf"^[ \t]*{re.escape(key)}\s*=", start) or table_line
+        if key not in OPTIONS:
+            close = difflib.get_close_matches(key, OPTIONS, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise UserError(f"{path}:{where}: unknown option {key!r}{hint}")
+        if not isinstance(value, OPTIONS[key]) or isinstance(value, bool):
+            raise UserError(f"{path}:{where}: option {key!r} has the wrong type ({type(value).__name__})")

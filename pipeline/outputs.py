@@ -1,0 +1,100 @@
+"""Publish a finished scene into the output folder.
+
+Every file is written under a temporary name and renamed into place, so a failed or
+interrupted render never leaves half a file and never loses the good file from before.
+Folders (stills, sections) are swapped in whole.
+
+For scene S in format F the output folder gets:
+    S.F                 the video (F = mp4, webm, gif, mov); for png: S/NN-beat.png, one still per beat
+    S.srt, S.vtt        captions (the scene's subcaptions, which quote live values)
+    S.chapters.vtt      one chapter per beat
+    S.poster.png        a still for players and the lecture page
+    S.json              what the numbers are: prompt, model fingerprint, layer/head and why, seed,
+                        trace hash, library versions, render settings
+    S.sections/         with --sections: one clip per beat
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+from model.files import atomic_path, atomic_write_text
+
+from . import captions
+from .jobs import SceneResult
+
+
+def copy_atomic(src: Path, dst: Path) -> None:
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
+
+
+def swap_folder(src: Path, dst: Path) -> None:
+    """Replace folder dst by src as nearly atomically as a filesystem allows."""
+    staged = dst.with_name(f".{dst.name}.{uuid.uuid4().hex[:8]}.new")
+    shutil.copytree(src, staged)
+    old = dst.with_name(f".{dst.name}.{uuid.uuid4().hex[:8]}.old")
+    if dst.exists():
+        os.replace(dst, old)
+    os.replace(staged, dst)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def chapters_from_progress(progress: dict, total: float) -> list[dict]:
+    """Beat start times recorded by the scene while it rendered -> [{name, start, end}]."""
+    names, starts = progress.get("beats", []), progress.get("starts", [])
+    ends = starts[1:] + [total]
+    return [{"name": n, "start": s, "end": e} for n, s, e in zip(names, starts, ends)]
+
+
+def publish(result: SceneResult, out: Path, sidecar: dict, progress: dict) -> dict:
+    """Write one scene's outputs; returns what the summary and the lecture page need."""
+    job, name = result.job, result.job.stem
+    cues = captions.parse_srt(result.srt.read_text(encoding="utf-8")) if result.srt else []
+    total = float(progress.get("time", cues[-1].end if cues else 0.0))
+    chapters = chapters_from_progress(progress, total)
+    written = []
+
+    if job.format == "png":
+        folder = out / name
+        staging = result.video.parent / "png-out"
+        staging.mkdir(exist_ok=True)
+        for still in result.stills:
+            shutil.copyfile(still, staging / still.name)
+        swap_folder(staging, folder)
+        main_file = folder
+    else:
+        main_file = out / f"{name}.{job.format}"
+        copy_atomic(result.video, main_file)
+    written.append(main_file)
+
+    captions_vtt, chapters_vtt = captions.to_vtt(cues), captions.chapters_vtt(chapters)
+    atomic_write_text(out / f"{name}.srt", captions.to_srt(cues))
+    atomic_write_text(out / f"{name}.vtt", captions_vtt)
+    atomic_write_text(out / f"{name}.chapters.vtt", chapters_vtt)
+    written += [out / f"{name}.srt", out / f"{name}.vtt", out / f"{name}.chapters.vtt"]
+    poster = None
+    if result.stills:
+        poster = out / f"{name}.poster.png"
+        copy_atomic(result.stills[min(1, len(result.stills) - 1)], poster)  # the second beat: the idea under way
+        written.append(poster)
+    if job.sections and result.sections_json:
+        staging = result.sections_json.parent
+        swap_folder(staging, out / f"{name}.sections")
+        written.append(out / f"{name}.sections")
+    sidecar = {**sidecar, "duration_s": round(total, 3), "chapters": chapters, "captions": [c.text for c in cues]}
+    with atomic_path(out / f"{name}.json") as tmp:
+        tmp.write_text(json.dumps(sidecar, indent=1, ensure_ascii=False), encoding="utf-8")
+    written.append(out / f"{name}.json")
+    return {"name": name, "file": main_file, "duration": total, "files": written, "poster": poster,
+            "captions_vtt": captions_vtt, "chapters_vtt": chapters_vtt, "chapters": chapters}
+
+
+def size_of(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size if path.exists() else 0

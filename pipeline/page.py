@@ -1,0 +1,97 @@
+"""index.html: the rendered lecture as one self-contained page.
+
+Every clip in order, with its poster still, captions, a chapter list that seeks the video,
+and where its numbers came from. No CDN, no server: it works opened from file://. Caption
+and chapter tracks are inlined as data: URLs because browsers refuse <track> files from
+file:// (each file counts as another origin).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+
+from .captions import chapter_title
+
+STYLE = """
+body { font-family: "DejaVu Sans", system-ui, sans-serif; margin: 0; background: #14161b; color: #e8e8e8; }
+main { max-width: 1000px; margin: 0 auto; padding: 1.5rem; }
+h1 { font-size: 1.6rem; margin-bottom: .2rem; }
+.sub { color: #9aa0a6; margin-top: 0; }
+section { margin: 2.2rem 0; }
+h2 { font-size: 1.25rem; margin-bottom: .4rem; }
+video { width: 100%; background: #000; border-radius: 6px; }
+ol.chapters { columns: 2; padding-left: 1.4rem; }
+ol.chapters a { color: #8ab4f8; cursor: pointer; text-decoration: none; }
+dl.provenance { display: grid; grid-template-columns: max-content 1fr; gap: .15rem .8rem; font-size: .85rem; color: #b8bcc2; }
+dl.provenance dt { color: #9aa0a6; }
+code { font-family: "DejaVu Sans Mono", monospace; }
+.failed { color: #f28b82; }
+"""
+
+SCRIPT = """
+// Load the chapter tracks too (a track that is not showing is otherwise never fetched).
+document.querySelectorAll('video').forEach(function (video) {
+  Array.from(video.textTracks).forEach(function (t) { if (t.kind === 'chapters') t.mode = 'hidden'; });
+});
+document.querySelectorAll('a[data-seek]').forEach(function (a) {
+  a.addEventListener('click', function (event) {
+    event.preventDefault();
+    var video = document.getElementById(a.dataset.video);
+    video.currentTime = parseFloat(a.dataset.seek);
+    video.play().catch(function () {});
+  });
+});
+"""
+
+
+def data_url(text: str, mime: str = "text/vtt") -> str:
+    return f"data:{mime};charset=utf-8;base64," + base64.b64encode(text.encode("utf-8")).decode("ascii")
+
+
+def clip_html(index: int, clip: dict) -> str:
+    """clip: name, line, video, poster, captions_vtt, chapters (list of {name, start}), chapters_vtt, provenance (dict)."""
+    e = html.escape
+    vid = f"clip-{index}"
+    if clip.get("error"):
+        return f'<section id="{e(clip["name"])}"><h2>{index}. {e(clip["name"])}</h2><p class="failed">not rendered: {e(clip["error"])}</p></section>'
+    tracks = f'<track kind="captions" label="Captions" srclang="en" src="{data_url(clip["captions_vtt"])}" default>'
+    if clip.get("chapters_vtt"):
+        tracks += f'<track kind="chapters" label="Chapters" srclang="en" src="{data_url(clip["chapters_vtt"])}">'
+    poster = f' poster="{e(clip["poster"])}"' if clip.get("poster") else ""
+    chapters = "".join(
+        f'<li><a href="#" data-video="{vid}" data-seek="{c["start"]:.3f}">{e(chapter_title(c["name"]))}</a></li>'
+        for c in clip.get("chapters", [])
+    )
+    prov = "".join(f"<dt>{e(k)}</dt><dd>{e(v if isinstance(v, str) else json.dumps(v, ensure_ascii=False))}</dd>"
+                   for k, v in clip.get("provenance", {}).items())
+    return f"""<section id="{e(clip['name'])}">
+<h2>{index}. {e(clip['name'])}</h2>
+<p class="sub">{e(clip.get('line', ''))}</p>
+<video id="{vid}" controls preload="metadata"{poster}><source src="{e(clip['video'])}" type="{e(clip.get('mime', 'video/mp4'))}">{tracks}</video>
+<ol class="chapters">{chapters}</ol>
+<dl class="provenance">{prov}</dl>
+</section>"""
+
+
+def lecture_page(title: str, subtitle: str, clips: list[dict]) -> str:
+    body = "\n".join(clip_html(i, clip) for i, clip in enumerate(clips, 1))
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(title)}</title>
+<style>{STYLE}</style>
+</head>
+<body>
+<main>
+<h1>{html.escape(title)}</h1>
+<p class="sub">{html.escape(subtitle)}</p>
+{body}
+</main>
+<script>{SCRIPT}</script>
+</body>
+</html>
+"""

@@ -1,0 +1,319 @@
+"""From (scene, parameters, settings) triples to finished files, a lecture page and a summary.
+
+1. Check everything the user asked for before any work starts (one clear error, exit 2).
+2. Compute each distinct prompt's trace and derived facts once, here in the parent process;
+   the scene workers then only read the cache.
+3. Render the scenes in worker processes (pipeline/jobs.py), with one progress display.
+4. Publish each finished scene atomically (pipeline/outputs.py); a failed scene does not stop
+   the others, and the summary says which failed and why (exit code 1).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import unicodedata
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from model.errors import UserError
+from model.files import atomic_write_text
+
+from .jobs import FORMATS, QUALITY, SceneJob, Workers
+from .outputs import publish, size_of
+from .page import lecture_page
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    quality: str = "low"
+    fps: int | None = None
+    format: str = "mp4"
+    sections: bool = False
+
+    def check(self, where: str = "") -> None:
+        if self.quality not in QUALITY:
+            raise UserError(f"{where}unknown quality {self.quality!r} (choose from {', '.join(QUALITY)})")
+        if self.format not in FORMATS:
+            raise UserError(f"{where}unknown format {self.format!r} (choose from {', '.join(FORMATS)})")
+        if self.fps is not None and not 1 <= self.fps <= 120:
+            raise UserError(f"{where}--fps must be between 1 and 120, not {self.fps}")
+
+
+def resolve_scene_names(requested: list[str]) -> list[str]:
+    """Scene names in the order asked; `all` = every scene in storyboard order. Unknown: a suggestion."""
+    from scenes.params import SCENES
+
+    names: list[str] = []
+    for name in requested:
+        if name == "all":
+            names += list(SCENES)
+        elif name in SCENES:
+            names.append(name)
+        else:
+            close = difflib.get_close_matches(name, list(SCENES), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else "; see `list`"
+            raise UserError(f"unknown scene {name!r}{hint}")
+    return list(dict.fromkeys(names))
+
+
+def scene_params(prompt: str, model: str, device: str, layer, head, theme: str, seed: int, analogy: str):
+    from model.trace import check_prompt
+    from scenes.params import Params, parse_analogy, parse_choice
+
+    if theme not in ("dark", "light"):
+        raise UserError(f"unknown theme {theme!r} (choose dark or light)")
+    return Params(prompt=check_prompt(prompt), model=model, device=device,
+                  layer=parse_choice(None if layer is None else str(layer), "layer"),
+                  head=parse_choice(None if head is None else str(head), "head"),
+                  theme=theme, seed=int(seed), analogy=parse_analogy(analogy))
+
+
+def slug(text: str, limit: int = 40) -> str:
+    """A folder-safe name for a prompt or model, plus a short hash so different texts never collide."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    words = re.sub(r"[^A-Za-z0-9]+", "-", ascii_text).strip("-").lower()[:limit].strip("-") or "prompt"
+    return f"{words}-{hashlib.sha256(text.encode('utf-8')).hexdigest()[:6]}"
+
+
+def default_out(params) -> Path:
+    """media/<model>/<prompt-slug>/: renders for different models or prompts never overwrite each other."""
+    model = Path(params.model).name if ("/" in params.model or params.model.endswith(".gguf")) else params.model
+    return Path("media") / slug(model, 30) / slug(params.prompt)
+
+
+def ensure_writable(out: Path) -> Path:
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
+            pass
+    except OSError as e:
+        raise UserError(f"cannot write to --out {out}: {e.strerror or e}") from None
+    return out.resolve()
+
+
+def sweep_stale_work(out: Path) -> None:
+    """Remove work folders left by renders that were killed (their process is gone)."""
+    for work in out.glob(".render-*"):
+        m = re.match(r"\.render-(\d+)-", work.name)
+        if m and not pid_alive(int(m.group(1))):
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def lecture_jobs(args):
+    """A lecture file + command-line overrides -> (lecture, [(scene, params, settings)], out)."""
+    from pipeline.lecture_file import load_lecture
+    from scenes.params import DEFAULT_PROMPT, SCENES
+
+    lecture = load_lecture(args.file, list(SCENES))
+    cli = {k: getattr(args, k) for k in ("prompt", "model", "layer", "head", "analogy", "theme", "seed", "quality", "fps", "format")}
+    cli = {k: v for k, v in cli.items() if v is not None}
+    base = {"prompt": DEFAULT_PROMPT, "model": "smollm2-135m", "layer": "auto", "head": "auto", "analogy": "uncle-man+woman",
+            "theme": "dark", "seed": 0, "quality": "low", "fps": None, "format": "mp4"}
+    items = []
+    for entry in lecture.scenes:
+        o = {**base, **entry.options, **cli}
+        where = f"{args.file}:{entry.line}: "
+        try:
+            params = scene_params(o["prompt"], o["model"], args.device, o["layer"], o["head"], o["theme"], o["seed"], o["analogy"])
+        except UserError as e:
+            raise UserError(where + str(e)) from None
+        settings = RenderSettings(o["quality"], o["fps"], o["format"], args.sections or lecture.sections)
+        settings.check(where)
+        items.append((entry.name, params, settings))
+    out = args.out or (Path(lecture.out) if lecture.out else default_out(items[0][1]))
+    return lecture, items, out
+
+
+class Display:
+    """One rich progress display across all scenes; silent with --quiet or when not on a terminal."""
+
+    def __init__(self, quiet: bool, workers: Workers, jobs: list[SceneJob]):
+        self.workers, self.jobs = workers, jobs
+        self.live = not quiet and sys.stderr.isatty()
+        if self.live:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.progress = Progress(TextColumn("{task.description:<18}"), BarColumn(), TextColumn("{task.fields[state]}"),
+                                     TimeElapsedColumn(), transient=False)
+            self.tasks = {job.stem: self.progress.add_task(job.stem, total=None, state="waiting") for job in jobs}
+
+    def __enter__(self):
+        if self.live:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.live:
+            self.progress.stop()
+
+    def tick(self) -> None:
+        if not self.live:
+            return
+        for job in self.jobs:
+            p = self.workers.progress(job)
+            running = job.stem in self.workers.procs
+            if not p:
+                self.progress.update(self.tasks[job.stem], state="starting" if running else "waiting")
+                continue
+            beats = len(p.get("beats", [])) or None
+            frames = int(p.get("time", 0) * p.get("fps", 0))
+            finished = not running and p.get("finished")
+            state = f"beat {p.get('beat', 0)}/{beats}  {frames} frames" + ("  done" if finished else "")
+            self.progress.update(self.tasks[job.stem], total=beats, completed=beats if finished else max(p.get("beat", 1) - 1, 0), state=state)
+
+
+def render_scenes(items: list[tuple[str, object, RenderSettings]], out: Path | None, jobs: int | None,
+                  quiet: bool = False, page_title: str | None = None) -> int:
+    from scenes.data import prepare
+    from scenes.params import scene_info
+
+    if not items:
+        raise UserError("no scenes to render")
+    for _, _, settings in items:
+        settings.check()
+    out = ensure_writable(Path(out) if out else default_out(items[0][1]))
+    jobs = jobs or os.cpu_count() or 1
+
+    # The model runs at most once per distinct prompt/model; everything lands in the cache.
+    prepared = {}
+    for name, params, _ in items:
+        key = json.dumps(params.to_dict(), sort_keys=True)
+        group = [n for n, p, _ in items if json.dumps(p.to_dict(), sort_keys=True) == key]
+        if key not in prepared:
+            prepared[key] = prepare(group, params)
+    scene_jobs, seen = [], {}
+    for name, params, settings in items:
+        module, cls, _ = scene_info(name)
+        seen[name] = seen.get(name, 0) + 1
+        stem = name if seen[name] == 1 else f"{name}-{seen[name]}"
+        scene_jobs.append(SceneJob(name, module, cls, params.to_env(), settings.quality, settings.fps, settings.format,
+                                   settings.sections, stem))
+
+    sweep_stale_work(out)
+    work = Path(tempfile.mkdtemp(prefix=f".render-{os.getpid()}-", dir=out))
+    previous_term = signal.signal(signal.SIGTERM, raise_interrupt)
+    started = time.monotonic()
+    try:
+        workers = Workers(work, jobs)
+        with Display(quiet, workers, scene_jobs) as display:
+            results = workers.run(scene_jobs, on_tick=display.tick)
+        rows, clips = [], []
+        for (name, params, settings), result in zip(items, results):
+            data = prepared[json.dumps(params.to_dict(), sort_keys=True)]
+            stem = result.job.stem
+            if not result.ok:
+                rows.append({"scene": stem, "ok": False, "error": result.error, "wall": result.wall,
+                             "log": keep_log(result, out)})
+                clips.append({"name": stem, "error": result.error})
+                continue
+            info = publish(result, out, sidecar(name, params, settings, data), workers.progress(result.job))
+            rows.append({"scene": stem, "ok": True, "file": info["file"], "duration": info["duration"],
+                         "size": sum(size_of(f) for f in info["files"]), "wall": result.wall})
+            clips.append(page_clip(name, params, settings, data, info))
+        if page_title:
+            subtitle = f"{len([r for r in rows if r['ok']])} clips · every number from a real forward pass"
+            atomic_write_text(out / "index.html", lecture_page(page_title, subtitle, clips))
+    finally:
+        signal.signal(signal.SIGTERM, previous_term)
+        shutil.rmtree(work, ignore_errors=True)
+    print_summary(rows, out, time.monotonic() - started, quiet)
+    return 0 if all(r["ok"] for r in rows) else 1
+
+
+def raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def keep_log(result, out: Path) -> str:
+    if result.log and result.log.is_file():
+        kept = out / f"{result.job.stem}.log"
+        shutil.copyfile(result.log, kept)
+        return str(kept)
+    return ""
+
+
+def sidecar(name: str, params, settings: RenderSettings, data) -> dict:
+    trace, choice = data.trace, data.choice
+    return {
+        "scene": name,
+        "prompt": params.prompt,
+        "tokens": trace.tokens,
+        "pieces": trace.pieces,
+        "model": trace.meta["model"]["display_name"],
+        "model_fingerprint": trace.meta["model"]["fingerprint"],
+        "layer": choice.layer,
+        "head": choice.head,
+        "head_choice": choice.to_dict(),
+        "seed": params.seed,
+        "trace_hash": trace.hash,
+        "params": params.to_dict(),
+        "render": {**asdict(settings), "resolution": QUALITY[settings.quality][1], "fps": settings.fps or QUALITY[settings.quality][2]},
+        "versions": {**trace.meta.get("versions", {}), "python": sys.version.split()[0]},
+    }
+
+
+def page_clip(name: str, params, settings: RenderSettings, data, info: dict) -> dict:
+    from scenes.params import scene_info
+
+    choice = data.choice
+    video = info["file"].name if settings.format != "png" else None
+    mime = {"mp4": "video/mp4", "webm": "video/webm", "mov": "video/quicktime", "gif": "image/gif"}.get(settings.format, "")
+    head = f"layer {choice.layer}, head {choice.head}" + (f" (auto: {choice.reason})" if choice.auto else " (chosen by hand)")
+    return {
+        "name": info["name"], "line": scene_info(name)[2], "video": video or (info["poster"].name if info["poster"] else ""),
+        "mime": mime, "poster": info["poster"].name if info["poster"] else None,
+        "captions_vtt": info["captions_vtt"], "chapters_vtt": info["chapters_vtt"], "chapters": info["chapters"],
+        "provenance": {"prompt": params.prompt, "model": data.trace.meta["model"]["display_name"],
+                       "fingerprint": data.trace.meta["model"]["fingerprint"][:16], "head": head,
+                       "seed": str(params.seed), "trace": data.trace.hash[:16]},
+    }
+
+
+def print_summary(rows: list[dict], out: Path, wall: float, quiet: bool) -> None:
+    failed = [r for r in rows if not r["ok"]]
+    for r in failed:
+        where = f" (log: {r['log']})" if r.get("log") else ""
+        print(f"error: scene {r['scene']} failed: {r['error']}{where}", file=sys.stderr)
+    if quiet:
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"rendered into {out} in {wall:.0f} s")
+    for col, justify in (("scene", "left"), ("duration", "right"), ("file", "left"), ("size", "right"), ("wall time", "right")):
+        table.add_column(col, justify=justify)
+    for r in rows:
+        if r["ok"]:
+            table.add_row(r["scene"], f"{r['duration']:.1f} s", r["file"].name, human_size(r["size"]), f"{r['wall']:.0f} s")
+        else:
+            table.add_row(r["scene"], "-", "[red]failed[/red]", "-", f"{r['wall']:.0f} s")
+    Console().print(table)
+
+
+def human_size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"

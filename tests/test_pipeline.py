@@ -1,0 +1,128 @@
+"""The lecture workflow: captions, lecture files, the page, and CLI checks (fast, no rendering)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from model.errors import UserError
+from pipeline import captions
+from pipeline.lecture_file import load_lecture
+from pipeline.page import lecture_page
+from pipeline.render import default_out, slug
+from scenes.params import SCENES, Params
+
+SRT = """1
+00:00:00,000 --> 00:00:04,000
+The prompt is 10 tokens.
+
+2
+00:00:04,000 --> 00:01:02,500
+' creature' -> ' blue' gets 0.61 <b>&</b>
+"""
+
+
+def test_srt_to_vtt_and_back():
+    cues = captions.parse_srt(SRT)
+    assert [(c.start, c.end) for c in cues] == [(0.0, 4.0), (4.0, 62.5)]
+    vtt = captions.to_vtt(cues)
+    assert vtt.startswith("WEBVTT\n\n00:00:00.000 --> 00:00:04.000\nThe prompt is 10 tokens.")
+    assert "-->" not in vtt.split("\n")[-3]  # an arrow inside a cue's text would end the cue early
+    assert "&lt;b&gt;&amp;&lt;/b&gt;" in vtt
+    assert captions.parse_srt(vtt)[1].end == 62.5
+    assert captions.parse_srt(captions.to_srt(cues)) == cues
+
+
+def test_chapters():
+    vtt = captions.chapters_vtt([{"name": "beat_split", "start": 0, "end": 13.6}, {"name": "beat_grid_cost", "start": 13.6, "end": 30}])
+    assert "00:00:13.600 --> 00:00:30.000\nGrid cost" in vtt
+    assert "\nSplit\n" in vtt
+
+
+def write(tmp_path, text):
+    path = tmp_path / "lecture.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("text, message", [
+    ('title = "x"\n[defaults\nprompt = "hi"\n', "syntax error: .* line 2"),
+    ('title = "x"\n\ncolour = 3\n[[scene]]\nname = "tokens"\n', ":3: unknown key 'colour'"),
+    ('[[scene]]\nname = "tokens"\n\n[[scene]]\nname = "tokenz"\n', ":5: unknown scene 'tokenz'; did you mean 'tokens'"),
+    ('[[scene]]\nname = "tokens"\nlayr = 2\n', ":3: unknown option 'layr'; did you mean 'layer'"),
+    ('[defaults]\nseed = "one"\n[[scene]]\nname = "tokens"\n', ":2: option 'seed' has the wrong type"),
+    ('title = "no scenes"\n', "at least one"),
+])
+def test_lecture_file_errors_name_the_line(tmp_path, text, message):
+    with pytest.raises(UserError, match=message):
+        load_lecture(write(tmp_path, text), list(SCENES))
+
+
+def test_shipped_lecture_loads():
+    lecture = load_lecture(ROOT / "assets" / "lectures" / "intro.toml", list(SCENES))
+    assert lecture.title and len(lecture.scenes) >= 4
+    assert all(s.name in SCENES for s in lecture.scenes)
+    assert all(s.options["prompt"] for s in lecture.scenes)
+
+
+def test_page_is_self_contained():
+    clip = {"name": "tokens", "line": "text becomes tokens", "video": "tokens.mp4", "poster": "tokens.poster.png",
+            "captions_vtt": captions.to_vtt(captions.parse_srt(SRT)), "chapters_vtt": captions.chapters_vtt([]),
+            "chapters": [{"name": "beat_split", "start": 0.0}], "provenance": {"prompt": "<script>alert(1)</script>"}}
+    page = lecture_page("A <lecture>", "sub", [clip, {"name": "masking", "error": "boom"}])
+    assert "http://" not in page and "https://" not in page  # no CDN
+    assert 'src="data:text/vtt;charset=utf-8;base64,' in page
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
+    assert "A &lt;lecture&gt;" in page and "not rendered: boom" in page
+
+
+def test_output_folders_differ_by_model_and_prompt():
+    a = default_out(Params(prompt="The capital of France is"))
+    b = default_out(Params(prompt="The capital of France was"))
+    c = default_out(Params(prompt="The capital of France is", model="/models/gpt2"))
+    assert len({a, b, c}) == 3
+    assert a.parts[:2] == ("media", a.parts[1]) and a.parts[1].startswith("smollm2-135m")
+    assert slug("Ünïcödé / <b> & 🙂").startswith("unicode-b-")
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, str(ROOT / "render.py"), *args], capture_output=True, text=True, cwd=ROOT, timeout=300)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["render", "tokenz"], ["unknown scene 'tokenz'", "did you mean 'tokens'"]),
+    (["render", "tokens", "--jobs", "0"], ["--jobs", "at least 1"]),
+    (["render", "tokens", "--format", "avi"], ["--format", "invalid choice"]),
+    (["render", "tokens", "--quality", "ultra"], ["--quality"]),
+    (["render", "tokens", "--theme", "neon"], ["--theme"]),
+    (["render", "tokens", "--fps", "500"], ["--fps"]),
+    (["render", "tokens", "--layer", "99"], ["layer"]),
+    (["render", "tokens", "--out", "/proc/no-such-place"], ["cannot write"]),
+    (["render", "tokens", "--prompt", "  "], ["empty"]),
+    (["lecture", "no-such-lecture.toml"], ["cannot read lecture file"]),
+])
+def test_render_errors_are_one_line(args, words, tmp_path):
+    result = cli(*args)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    for word in words:
+        assert word in lines[0]
+
+
+def test_out_that_is_a_file(tmp_path):
+    target = tmp_path / "taken"
+    target.write_text("keep me")
+    result = cli("render", "tokens", "--out", str(target))
+    assert result.returncode == 2 and "not a folder" in result.stderr
+    assert target.read_text() == "keep me"
+
+
+def test_list_and_models():
+    listed = cli("list")
+    assert listed.returncode == 0
+    assert [line.split()[0] for line in listed.stdout.strip().splitlines()] == list(SCENES)
+    models = cli("models")
+    assert models.returncode == 0 and "smollm2-135m" in models.stdout and "Apache-2.0" in models.stdout

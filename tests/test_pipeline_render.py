@@ -1,0 +1,155 @@
+"""The lecture workflow end to end, on real low-quality renders (slow)."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import DEFAULT_PROMPT, ROOT
+from pipeline import captions
+
+pytestmark = pytest.mark.slow
+FAST = ["--quality", "low", "--fps", "4", "--quiet"]  # real renders, few frames
+
+
+def cli(*args, **kw):
+    return subprocess.run([sys.executable, str(ROOT / "render.py"), *args], capture_output=True, text=True, cwd=ROOT, timeout=900, **kw)
+
+
+@pytest.fixture(scope="module")
+def lecture_out(tmp_path_factory):
+    out = tmp_path_factory.mktemp("lecture")
+    result = cli("lecture", str(ROOT / "assets" / "lectures" / "intro.toml"), "--out", str(out), "--jobs", "2", *FAST)
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_lecture_writes_every_output(lecture_out, default_trace):
+    from pipeline.lecture_file import load_lecture
+    from scenes.params import SCENES
+
+    lecture = load_lecture(ROOT / "assets" / "lectures" / "intro.toml", list(SCENES))
+    stems, seen = [], {}
+    for s in lecture.scenes:
+        seen[s.name] = seen.get(s.name, 0) + 1
+        stems.append(s.name if seen[s.name] == 1 else f"{s.name}-{seen[s.name]}")
+    for stem in stems:
+        for suffix in (".mp4", ".srt", ".vtt", ".chapters.vtt", ".json", ".poster.png"):
+            assert (lecture_out / f"{stem}{suffix}").stat().st_size > 0, stem + suffix
+    assert (lecture_out / "index.html").is_file()
+    assert not list(lecture_out.glob(".*"))  # no temporary files or work folders left
+
+    # The sidecar matches the trace; captions parse and quote real values.
+    side = json.loads((lecture_out / "tokens.json").read_text())
+    assert side["trace_hash"] == default_trace.hash and side["tokens"] == default_trace.tokens
+    assert side["model_fingerprint"] == default_trace.meta["model"]["fingerprint"]
+    assert (side["layer"], side["head"]) == (1, 2) and "creature" in side["head_choice"]["reason"]
+    assert side["render"]["fps"] == 4 and side["versions"]["torch"]
+    cues = captions.parse_srt((lecture_out / "tokens.srt").read_text())
+    assert cues and cues == captions.parse_srt((lecture_out / "tokens.vtt").read_text())
+    text = " ".join(c.text for c in cues)
+    assert f"{len(default_trace.tokens)} tokens" in text
+    creature = default_trace.pieces.index(" creature")
+    assert str(default_trace.tokens[creature]) in text
+    # The second overview is for another prompt: its own trace.
+    assert json.loads((lecture_out / "overview-2.json").read_text())["prompt"] == "The capital of France is"
+    assert json.loads((lecture_out / "overview.json").read_text())["prompt"] == DEFAULT_PROMPT
+
+
+def chromium_driver():
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        pytest.skip("Debian's chromium and chromium-driver are not installed (make setup installs them as root)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync", "--mute-audio"):
+        options.add_argument(arg)
+    options.binary_location = shutil.which("chromium")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+
+
+def test_lecture_page_in_chromium(lecture_out):
+    driver = chromium_driver()
+    try:
+        driver.get((lecture_out / "index.html").as_uri())
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            state = driver.execute_script(
+                "return Array.from(document.querySelectorAll('video')).map(v => [v.duration, v.error && v.error.code]);")
+            tracks = driver.execute_script(
+                "return Array.from(document.querySelectorAll('track')).map(t => [t.kind, t.readyState]);")
+            if state and all(d and d > 0 for d, _ in state) and all(r == 2 for _, r in tracks):
+                break
+            time.sleep(0.5)
+        assert len(state) == 5
+        assert all(d > 0 and err is None for d, err in state), state
+        assert tracks and all(r == 2 for _, r in tracks), tracks  # 2 = loaded
+        assert {k for k, _ in tracks} == {"captions", "chapters"}
+        errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        assert not errors, errors
+    finally:
+        driver.quit()
+
+
+def test_every_format_and_sections(tmp_path):
+    lecture = tmp_path / "formats.toml"
+    lecture.write_text("sections = true\n" + "".join(f'[[scene]]\nname = "tokens"\nformat = "{f}"\n\n'
+                                                    for f in ("mp4", "webm", "gif", "mov", "png")))
+    out = tmp_path / "out"
+    result = cli("lecture", str(lecture), "--out", str(out), "--jobs", "2", "--quality", "low", "--fps", "4", "--quiet")
+    assert result.returncode == 0, result.stderr
+    import av
+
+    for stem, fmt in (("tokens", "mp4"), ("tokens-2", "webm"), ("tokens-3", "gif"), ("tokens-4", "mov")):
+        with av.open(str(out / f"{stem}.{fmt}")) as video:
+            stream = video.streams.video[0]
+            assert stream.frames > 0 or video.duration
+            frame = next(video.decode(video=0)).to_ndarray(format="rgba")
+            if fmt == "mov":
+                assert frame[..., 3].min() == 0  # transparent background, for compositing
+        sections = sorted(p for p in (out / f"{stem}.sections").iterdir() if p.suffix != ".json")
+        assert len(sections) == 3  # one clip per beat
+        assert len(captions.parse_srt((out / f"{stem}.chapters.vtt").read_text())) == 3
+    stills = sorted((out / "tokens-5").glob("*.png"))
+    assert [p.name[:3] for p in stills] == ["01-", "02-", "03-"]
+
+
+def test_killed_render_keeps_the_earlier_file(tmp_path):
+    out = tmp_path / "out"
+    first = cli("render", "tokens", "--out", str(out), *FAST)
+    assert first.returncode == 0, first.stderr
+    before = (out / "tokens.mp4").read_bytes(), (out / "tokens.json").read_bytes()
+
+    proc = subprocess.Popen([sys.executable, str(ROOT / "render.py"), "render", "tokens", "--out", str(out), "--theme", "light", *FAST],
+                            cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(out.glob(".render-*/tokens.progress.json")):
+        time.sleep(0.2)  # midway: the worker is drawing
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert ((out / "tokens.mp4").read_bytes(), (out / "tokens.json").read_bytes()) == before
+
+    again = cli("render", "tokens", "--out", str(out), "--theme", "light", *FAST)
+    assert again.returncode == 0, again.stderr
+    assert (out / "tokens.mp4").read_bytes() != before[0]
+    assert json.loads((out / "tokens.json").read_text())["params"]["theme"] == "light"
+    assert not list(out.glob(".*"))  # the killed run's work folder was swept, nothing else left
+
+
+def test_failed_scene_does_not_stop_the_others(tmp_path):
+    out = tmp_path / "out"
+    env = {**os.environ, "MT_FAIL_SCENE": "Tokens"}  # makes the tokens worker raise (test hook in scenes/base.py)
+    result = cli("render", "tokens", "word-vectors", "--out", str(out), "--jobs", "2", *FAST, env=env)
+    assert result.returncode == 1
+    assert "scene tokens failed" in result.stderr and "Traceback" not in result.stderr
+    assert (out / "word-vectors.mp4").is_file() and not (out / "tokens.mp4").exists()
+    assert (out / "tokens.log").is_file()
