@@ -81,9 +81,13 @@ class KvCache(TransformerScene):
         self.caption("To write token after token, the model runs once per new token. Attention needs every earlier "
                      "token's key and value.", 4)
         self.play(FadeIn(strip), FadeIn(row_names[:2]), run_time=0.8)
-        self.play(LaggedStart(*[FadeIn(c) for c in cached_cells], lag_ratio=0.08), FadeIn(gaps), run_time=1.5)
-        self.caption(f"Those never change once computed, so they are kept: {n_cached} tokens' keys and values in every layer.", 4)
-        self.play(FadeIn(notes[:-2]), run_time=0.8)
+        if len(cached_cells):
+            self.play(LaggedStart(*[FadeIn(c) for c in cached_cells], lag_ratio=0.08), FadeIn(gaps), run_time=1.5)
+            self.caption(f"Those never change once computed, so they are kept: {n_cached} tokens' keys and values in every layer.", 4)
+            self.play(FadeIn(notes[:-2]), run_time=0.8)
+        else:
+            self.caption("With a one-token text there is nothing earlier to keep yet.", 3)
+            self.wait(1)
         self.caption(f"Only the newest token, {piece!r}, goes through the model: one new key and value column; "
                      "its query reads all the cached keys.", 4)
         self.play(GrowFromEdge(new_cells, UP), FadeIn(notes[-2:]), FadeIn(row_names[2]), run_time=1)
