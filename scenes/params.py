@@ -34,6 +34,7 @@ SCENES: dict[str, tuple[str, str, str]] = {
     "tokens": ("tokens", "Tokens", "text becomes tokens: real tokenizer boundaries, ids, vocabulary size, chars vs tokens"),
     "embeddings": ("embeddings", "Embeddings", "tokens become vectors: rows of W_E, position (learned or rotary), nearest neighbours"),
     "word-vectors": ("word_vectors", "WordVectors", "directions carry meaning: king - man + woman on the model's own embeddings"),
+    "orthogonality": ("orthogonality", "Orthogonality", "how much fits in high dimensions: a real experiment packing nearly perpendicular directions"),
     "qkv": ("qkv", "Qkv", "queries and keys: one token's vector times the real W_Q / W_K, every token's q and k, a 2-D view"),
     "attention-pattern": ("attention_pattern", "AttentionPattern", "the grid of q.k, scaled by sqrt(d_head), softmax down each query's column"),
     "softmax": ("softmax", "Softmax", "softmax on the story query's real scores: exp, normalise; temperature 0 / 0.5 / 1 / 2"),

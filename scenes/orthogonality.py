@@ -1,0 +1,175 @@
+"""orthogonality: how much fits in high dimensions.
+
+Storyboard (design/storyboards.md):
+1. exactly perpendicular: at most N directions in N dimensions;
+2. nearly perpendicular (every pair within 88-92 degrees): a real torch experiment packs
+   unit vectors in growing dimension (model/orthogonality.py, run when the scene is built,
+   cached, seeded); the counts plotted against N grow faster than N;
+3. tie back: the model's d_model, what was measured and what theory (the Welch bound) allows.
+"""
+
+from __future__ import annotations
+
+import math
+
+from manim import (DOWN, LEFT, ORIGIN, RIGHT, UP, Arc, Arrow, Create, FadeIn, GrowArrow, Line, VGroup, config)
+
+from scenes.base import TransformerScene
+from scenes.components import count, fit_width, label
+from scenes.plots import Plot, nice_ticks
+from scenes.theme import BODY, LABEL, SMALL, fmt_int
+
+
+class Orthogonality(TransformerScene):
+    title_text = "How much fits in high dimensions"
+    beats = ("beat_exact", "beat_experiment", "beat_model")
+
+    def setup(self):
+        super().setup()
+        self.facts = self.data.orthogonality
+        self.rows = self.facts["rows"]
+        self.tol = self.facts["tolerance_deg"]
+
+    def beat_exact(self):
+        theme = self.theme
+        origin = LEFT * 4.6 + DOWN * 1.4
+        a = Arrow(origin, origin + RIGHT * 2.6, buff=0, color=theme.positive, stroke_width=6)
+        b = Arrow(origin, origin + UP * 2.6, buff=0, color=theme.key, stroke_width=6)
+        corner = VGroup(Line(origin + RIGHT * 0.3, origin + RIGHT * 0.3 + UP * 0.3, color=theme.dim),
+                        Line(origin + UP * 0.3, origin + UP * 0.3 + RIGHT * 0.3, color=theme.dim))
+        exact = label("exactly 90°", theme, LABEL)
+        exact.next_to(VGroup(a, b), DOWN, buff=0.4)
+        wedge_origin = RIGHT * 1.6 + DOWN * 1.4
+        lo, hi = math.radians(90 - self.tol * 4), math.radians(90 + self.tol * 4)  # drawn 4x wider, to be visible
+        band = Arc(radius=2.4, start_angle=lo, angle=hi - lo, arc_center=wedge_origin, color=theme.accent, stroke_width=14)
+        base = Arrow(wedge_origin, wedge_origin + RIGHT * 2.6, buff=0, color=theme.positive, stroke_width=6)
+        near = Arrow(wedge_origin, wedge_origin + 2.6 * (math.cos(lo) * RIGHT + math.sin(lo) * UP), buff=0,
+                     color=theme.key, stroke_width=6)
+        near_text = VGroup(label(f"nearly: anywhere from {90 - self.tol:g}° to {90 + self.tol:g}°", theme, LABEL, color=theme.accent),
+                           label("(band drawn 4× wider)", theme, SMALL, color=theme.dim)).arrange(DOWN, buff=0.1)
+        near_text.next_to(VGroup(base, band), DOWN, buff=0.4)
+        rule = label("In N dimensions at most N directions are exactly perpendicular to each other.", theme, LABEL)
+        fit_width(rule, config.frame_width - 1.0)
+        rule.next_to([0, self.stage_top(), 0], DOWN, buff=0.3)
+        self.caption("Directions in a vector can stand for ideas. How many different directions fit without "
+                     "interfering, that is, all at right angles?", 4)
+        self.play(GrowArrow(a), GrowArrow(b), FadeIn(corner), FadeIn(exact), run_time=1.2)
+        self.caption("Exactly at right angles: no more than the number of dimensions. In 2-D, two.", 3)
+        self.play(FadeIn(rule), run_time=0.8)
+        self.caption(f"Allow a little slack, every pair between {90 - self.tol:g} and {90 + self.tol:g} degrees, "
+                     "and the answer changes as the dimension grows.", 4)
+        self.play(GrowArrow(base), Create(band), GrowArrow(near), FadeIn(near_text), run_time=1.5)
+        self.wait(1.5)
+
+    def beat_experiment(self):
+        theme = self.theme
+        self.clear_stage()
+        rows = self.rows
+        dims = [r["dim"] for r in rows]
+        counts = [r["count"] for r in rows]
+        d = self.facts["d_model"]
+        on_chart = d <= 2 * max(dims)  # mark d_model on the x axis when it does not squash the measurements
+        x_max = max(max(dims), d if on_chart else 0) * 1.08
+        y_max = max(max(counts), max(r["welch_bound"] for r in rows if math.isfinite(r["welch_bound"]))) * 1.08
+        plot = Plot((0, x_max), (0, y_max), theme, width=8.0, height=4.6, x_ticks=nice_ticks(max(dims), 4),
+                    y_ticks=nice_ticks(y_max, 4), x_label="dimensions N", y_label="directions that fit")
+        plot.move_to(LEFT * 1.8 + DOWN * 0.5)
+        exact = plot.polyline([0, x_max], [0, x_max], theme.dim, 2)
+        welch_dims = [d for d in dims if math.isfinite(rows[dims.index(d)]["welch_bound"])]
+        welch = plot.polyline(welch_dims, [rows[dims.index(d)]["welch_bound"] for d in welch_dims], theme.value, 2)
+        measured = plot.polyline(dims, counts, theme.accent, 4)
+        dots = plot.dots(dims, counts, theme.accent, radius=0.07)
+        legend = VGroup(
+            VGroup(Line(ORIGIN, ORIGIN + RIGHT * 0.5, color=theme.accent, stroke_width=4),
+                   label(f"measured (within ±{self.tol:g}°)", theme, SMALL)).arrange(RIGHT, buff=0.15),
+            VGroup(Line(ORIGIN, ORIGIN + RIGHT * 0.5, color=theme.dim, stroke_width=2),
+                   label("exactly 90°: N", theme, SMALL)).arrange(RIGHT, buff=0.15),
+            VGroup(Line(ORIGIN, ORIGIN + RIGHT * 0.5, color=theme.value, stroke_width=2),
+                   label("most possible (Welch bound)", theme, SMALL)).arrange(RIGHT, buff=0.15),
+        ).arrange(DOWN, aligned_edge=LEFT, buff=0.2)
+        last = rows[-1]
+        big = VGroup(label(f"N = {last['dim']}:", theme, LABEL),
+                     count(last["count"], theme, "ortho.count", size=LABEL, index=(last["dim"],)),
+                     label("directions", theme, LABEL)).arrange(RIGHT, buff=0.12)
+        how = VGroup(label("gradient descent pushes random", theme, SMALL, color=theme.dim),
+                     label("unit vectors apart; the count grows", theme, SMALL, color=theme.dim),
+                     label("until some pair leaves the band", theme, SMALL, color=theme.dim),
+                     label(f"(seed {self.facts['seed']})", theme, SMALL, color=theme.dim)).arrange(DOWN, aligned_edge=LEFT, buff=0.08)
+        side = VGroup(legend, big, how).arrange(DOWN, aligned_edge=LEFT, buff=0.5)
+        fit_width(side, config.frame_width / 2 - 0.3 - (plot.get_right()[0] + 0.5))
+        side.next_to(plot, RIGHT, buff=0.5)
+        marker = VGroup()
+        if on_chart:
+            line = plot.vline(d, theme.key)
+            name = VGroup(label(f"{self.trace.config.name}", theme, SMALL, color=theme.key),
+                          VGroup(label("d_model", theme, SMALL, color=theme.key),
+                                 count(d, theme, "config.d_model", size=SMALL, color=theme.key)).arrange(RIGHT, buff=0.1))
+            name.arrange(DOWN, buff=0.08, aligned_edge=RIGHT)
+            bound = self.facts["welch_at_d_model"]
+            if math.isfinite(bound):
+                cap = VGroup(label("bound here:", theme, SMALL, color=theme.value),
+                             count(int(bound), theme, "ortho.welch", size=SMALL, color=theme.value, index=(d,)),
+                             label("(off the chart)", theme, SMALL, color=theme.dim)).arrange(RIGHT, buff=0.1)
+            else:
+                cap = label("no bound here", theme, SMALL, color=theme.value)
+            cap.next_to(name, DOWN, buff=0.1).align_to(name, RIGHT)
+            VGroup(name, cap).next_to(line.get_bottom(), UP + LEFT, buff=0.15)  # the empty corner under the curves
+            marker = VGroup(line, name, cap)
+        small = rows[len(rows) // 2]
+        self.caption(f"A real experiment, run with torch: for each dimension N, pack as many unit vectors as possible "
+                     f"with every pair within {self.tol:g} degrees of a right angle.", 5)
+        self.play(FadeIn(plot), FadeIn(how), run_time=1)
+        self.play(Create(exact), FadeIn(legend[1]), run_time=0.8)
+        self.play(Create(measured), FadeIn(dots), FadeIn(legend[0]), run_time=1.5)
+        self.caption(f"Up to about {small['dim']} dimensions the slack buys little ({small['count']} in {small['dim']}); "
+                     f"then it pays off: {last['count']} directions in {last['dim']} dimensions.", 4)
+        self.play(FadeIn(big), run_time=0.6)
+        self.caption("Theory caps how many could ever fit (the Welch bound); the measured counts stay below it.", 3)
+        self.play(Create(welch), FadeIn(legend[2]), run_time=1)
+        if len(marker):
+            self.caption(f"This model's vectors have {d} dimensions: beyond what was measured here, where theory "
+                         "still caps the count far above the measured curve.", 4)
+            self.play(Create(marker[0]), FadeIn(marker[1:]), run_time=1)
+        self.wait(1.5)
+
+    def beat_model(self):
+        theme, cfg = self.theme, self.trace.config
+        self.clear_stage()
+        f, last = self.facts, self.rows[-1]
+        d = f["d_model"]
+        lines = VGroup(
+            VGroup(label(f"{cfg.name} works in", theme, BODY), count(d, theme, "config.d_model", size=BODY),
+                   label("dimensions.", theme, BODY)).arrange(RIGHT, buff=0.15),
+            VGroup(label("measured here:", theme, LABEL, color=theme.dim),
+                   count(last["count"], theme, "ortho.count", size=LABEL, index=(last["dim"],)),
+                   label("nearly perpendicular directions in", theme, LABEL, color=theme.dim),
+                   count(last["dim"], theme, "axis", size=LABEL, color=theme.dim),
+                   label("dimensions", theme, LABEL, color=theme.dim)).arrange(RIGHT, buff=0.12),
+        )
+        if math.isfinite(f["welch_at_d_model"]):
+            lines.add(VGroup(label(f"theory allows at most", theme, LABEL, color=theme.dim),
+                             count(int(f["welch_at_d_model"]), theme, "ortho.welch", size=LABEL, index=(d,)),
+                             label(f"in {d} (within ±{self.tol:g}°)", theme, LABEL, color=theme.dim)).arrange(RIGHT, buff=0.12))
+        else:
+            lines.add(label(f"past {fmt_int(f['welch_finite_until'])} dimensions this bound sets no limit at all", theme,
+                            LABEL, color=theme.dim))
+        lines.add(label("Features need not each get their own dimension: many can share the space,", theme, LABEL))
+        lines.add(label("each almost independent of the others.", theme, LABEL))
+        lines.arrange(DOWN, aligned_edge=LEFT, buff=0.35)
+        fit_width(lines, config.frame_width - 1.0)
+        lines.move_to(DOWN * 0.2)
+        self.caption(f"{cfg.name} has {d} dimensions per token vector. The experiment stopped at {last['dim']} "
+                     "(to keep the build short); the bound says how far it could go.", 5)
+        self.play(FadeIn(lines[0]), run_time=0.8)
+        self.play(FadeIn(lines[1]), run_time=0.8)
+        if math.isfinite(f["welch_at_d_model"]):
+            self.caption(f"At {d} dimensions no more than {fmt_int(int(f['welch_at_d_model']))} directions can fit "
+                         f"within ±{self.tol:g} degrees: a bound from theory, not a measurement.", 4)
+        else:
+            self.caption(f"At {d} dimensions the Welch bound gives no limit; the true count is not measured here.", 4)
+        self.play(FadeIn(lines[2]), run_time=0.8)
+        self.caption("So a model can hold far more nearly independent features than it has dimensions.", 3)
+        self.play(FadeIn(lines[3:]), run_time=0.8)
+        self.wait(2)
+
+
