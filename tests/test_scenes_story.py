@@ -44,3 +44,75 @@ def test_prediction_same_seed_same_video(smollm2):
     # the temperatures shown are the real distribution at each T
     temps = {s.index[1] for s in shown_sources(scene)["probs@T"]}
     assert temps == {0.0, 0.5, 1.0, 2.0}
+
+
+@pytest.fixture(scope="module")
+def built():
+    """Each story scene built once for the default prompt (skipping animations)."""
+    cache: dict = {}
+
+    def get(name):
+        if name not in cache:
+            cache[name] = build(name)
+        return cache[name]
+    return get
+
+
+def test_mlp_shows_the_real_layer(built, default_trace):
+    scene = built("mlp")
+    layer, pos = scene.layer, scene.pos
+    sources = shown_sources(scene)
+    for hook in ("ln2.hook_normalized", "mlp.hook_pre", "mlp.hook_gate", "mlp.hook_post", "hook_mlp_out", "hook_resid_post"):
+        assert f"blocks.{layer}.{hook}" in sources, hook
+    post = default_trace[f"blocks.{layer}.mlp.hook_post"][pos]
+    strongest = int(post.abs().argmax())
+    assert any(s.index == (pos, strongest) for s in sources[f"blocks.{layer}.mlp.hook_post"])
+    assert {"mlp.near_zero", "params.attention", "params.mlp"} <= set(sources)
+    assert "SiLU" in " ".join(scene.captions)
+
+
+def test_cost_shows_every_position_and_the_mean(built, default_trace):
+    sources = shown_sources(built("cost"))
+    n = len(default_trace.tokens)
+    assert sorted(s.index[0] for s in sources["cost"]) == list(range(n - 1))  # 9 positions: all listed
+    assert len(sources["cost.mean"]) == 1
+
+
+def test_layers_reads_every_layer_and_ends_on_the_answer(built, default_trace):
+    scene = built("layers")
+    sources = shown_sources(scene)
+    layers = sorted({s.index[0] for s in sources["lens.piece"]})
+    assert layers == list(range(default_trace.config.n_layers))
+    from model.tokenizer import token_pieces
+    from scene_helpers import loaded
+
+    answer = token_pieces(loaded("smollm2-135m").encoding, [int(default_trace["logits"][-1].argmax())])[0]
+    assert scene.final["token"] == answer == ","
+
+
+def test_kv_cache_counts(built):
+    sources = shown_sources(built("kv-cache"))
+    full, cached = sources["kv.full"][0].value, sources["kv.cached"][0].value
+    assert full > 9 * cached  # 10 tokens: the cache skips 9 of them (attention aside)
+
+
+def test_orthogonality_marks_d_model(built):
+    scene = built("orthogonality")
+    sources = shown_sources(scene)
+    assert any(s.value == 576 for s in sources["config.d_model"])
+    assert {s.index[0] for s in sources["ortho.count"]} == {max(r["dim"] for r in scene.rows)}
+    assert [s.index for s in sources["ortho.welch"]] == [(576,)] * len(sources["ortho.welch"])
+
+
+def test_mlp_with_gelu_on_a_small_gpt2(tmp_path):
+    """The GELU branch (GPT-2: no gate), on a tiny random GPT-2 saved as a Hugging Face folder."""
+    transformers = pytest.importorskip("transformers")
+    import torch
+
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(n_layer=2, n_embd=32, n_head=4, n_positions=64, vocab_size=50257)
+    transformers.GPT2LMHeadModel(config).save_pretrained(tmp_path)
+    scene = build("mlp", MT_MODEL=str(tmp_path), MT_PROMPT=DEFAULT_PROMPT)
+    assert not scene.gated and scene.act == "GELU"
+    assert scene.layout_problems == []
+    check_shown(scene)
