@@ -22,7 +22,7 @@ import math
 from typing import Callable, Sequence
 
 import numpy as np
-from manim import DOWN, LEFT, RIGHT, UP, ImageMobject, ManimColor, Rectangle, Text, VGroup
+from manim import DOWN, LEFT, RIGHT, UP, ImageMobject, ManimColor, Rectangle, Text, VGroup, config
 
 from model.attention_facts import grid_window, kv_head
 
@@ -342,3 +342,23 @@ class AttentionScene(TransformerScene):
 
     def grid_positions(self, limit: int) -> list[int | None]:
         return grid_window(len(self.trace.tokens), [self.query, *self.story_keys], limit)
+
+    def place_grid(self, grid: NumberGrid) -> NumberGrid:
+        """A grid at the left of the stage, under the header, leaving room for its sums below."""
+        bottom = -config.frame_height / 2 + 1.0
+        fit_height(grid, self.stage_top() - 0.1 - bottom)
+        fit_width(grid, config.frame_width - 4.4)
+        grid.to_edge(LEFT, buff=0.3).align_to([0, self.stage_top() - 0.1, 0], UP)
+        return grid
+
+    def column_sums(self, grid: NumberGrid, size: float) -> VGroup:
+        """Under each shown query's column, the sum of its weights over every key (shown or not)."""
+        pattern = self.trace[self.hook("hook_pattern")][self.head]
+        sums = VGroup()
+        for p, column in grid.columns.items():
+            s = number(float(pattern[p].sum()), self.theme, "attn.colsum", (self.layer, self.head, p), scale=1,
+                       size=size)
+            s.set_color(self.theme.text)
+            sums.add(s.move_to([column.get_x(), grid.frame.get_bottom()[1] - 0.28, 0]))
+        name = label("sum", self.theme, size, color=self.theme.dim).next_to(sums, LEFT, buff=0.2)
+        return VGroup(name.align_to(grid.key_labels, RIGHT), sums)

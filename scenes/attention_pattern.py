@@ -13,7 +13,7 @@ from __future__ import annotations
 from manim import DL, DOWN, LEFT, RIGHT, UL, UP, Create, FadeIn, FadeOut, VGroup, config
 
 from model import attention_facts as af
-from scenes.attention_parts import AttentionScene, NumberGrid, fit_height
+from scenes.attention_parts import AttentionScene, NumberGrid
 from scenes.components import count, fit_width, label, number, token_label
 from scenes.theme import LABEL, SMALL
 
@@ -31,10 +31,7 @@ class AttentionPattern(AttentionScene):
         grid = NumberGrid(values, self.positions, trace.pieces, self.theme, source, index, decimals=decimals,
                           cell_w=CELL_W, cell_h=CELL_H, size=SIZE)
         if self.placed is None:
-            bottom = -config.frame_height / 2 + 1.0  # room for the sums and the provenance tag
-            fit_height(grid, self.stage_top() - 0.1 - bottom)
-            fit_width(grid, config.frame_width - 4.4)
-            grid.to_edge(LEFT, buff=0.3).align_to([0, self.stage_top() - 0.1, 0], UP)
+            self.place_grid(grid)
             self.placed = (grid.frame.width, grid.frame.get_center())
         else:  # the same place and size as the first grid
             grid.scale(self.placed[0] / grid.frame.width)
@@ -94,19 +91,11 @@ class AttentionPattern(AttentionScene):
         step2 = label("softmax down each column", theme, LABEL)
         fit_width(step2, config.frame_width / 2 - 0.3 - self.side_x)
         step2.move_to(self.step, aligned_edge=DL)
-        sums = VGroup()
-        for p in weights.columns:
-            s = number(float(trace[self.hook("hook_pattern")][H, p].sum()), theme, "attn.colsum", (L, H, p), scale=1,
-                       size=SIZE)
-            s.set_color(theme.text)
-            s.move_to([weights.columns[p].get_x(), weights.frame.get_bottom()[1] - 0.28, 0])
-            sums.add(s)
-        sum_label = label("sum", theme, SIZE, color=theme.dim).next_to(sums, LEFT, buff=0.2)
-        sum_label.align_to(weights.key_labels, RIGHT)
+        sums = self.column_sums(weights, SIZE)
         self.caption("Softmax then turns each column into weights: all positive, adding up to 1 "
                      "(the sums below include every key, shown or not).", 4)
         self.play(FadeOut(self.step), FadeIn(step2), *scaled.retarget(weights), run_time=1.5)
-        self.play(FadeIn(sums), FadeIn(sum_label), run_time=0.8)
+        self.play(FadeIn(sums), run_time=0.8)
         self.step, self.grid_now, self.sums = step2, weights, sums
         self.wait(1.5)
 

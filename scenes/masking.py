@@ -11,11 +11,11 @@ Storyboard (design/storyboards.md):
 
 from __future__ import annotations
 
-from manim import DOWN, LEFT, RIGHT, UL, UP, Arrow, FadeIn, FadeOut, Group, LaggedStart, VGroup, config
+from manim import DOWN, LEFT, RIGHT, UL, UP, Arrow, FadeIn, Group, LaggedStart, VGroup, config
 
 from model.attention_facts import causal_cells
 from scenes.attention_parts import AttentionScene, NumberGrid, fit_height
-from scenes.components import TokenStrip, cell_grid_image, count, fit_width, label, number, token_label
+from scenes.components import TokenStrip, cell_grid_image, count, fit_width, label, token_label
 from scenes.provenance import Shown
 from scenes.theme import BODY, LABEL, SMALL, fmt_int, fmt_percent
 
@@ -75,10 +75,7 @@ class Masking(AttentionScene):
     def grid(self, values, source, index, masked_decimals=None):
         grid = NumberGrid(values, self.positions, self.trace.pieces, self.theme, source, index, masked="number",
                           decimals=2, decimals_masked=masked_decimals, cell_w=CELL_W, cell_h=CELL_H, size=SIZE)
-        bottom = -config.frame_height / 2 + 1.0
-        fit_height(grid, self.stage_top() - 0.1 - bottom)
-        fit_width(grid, config.frame_width - 4.4)
-        grid.to_edge(LEFT, buff=0.3).align_to([0, self.stage_top() - 0.1, 0], UP)
+        self.place_grid(grid)
         return grid
 
     def beat_mask(self):
@@ -100,14 +97,7 @@ class Masking(AttentionScene):
         self.wait(0.5)
         weights = self.grid(trace[self.hook("hook_pattern")][H].numpy(), self.hook("hook_pattern"),
                             lambda a, b: (H, a, b), masked_decimals=0)
-        sums = VGroup()
-        for p in weights.columns:
-            s = number(float(trace[self.hook("hook_pattern")][H, p].sum()), theme, "attn.colsum", (L, H, p), scale=1,
-                       size=SIZE)
-            s.set_color(theme.text)
-            s.move_to([weights.columns[p].get_x(), weights.frame.get_bottom()[1] - 0.28, 0])
-            sums.add(s)
-        sum_label = label("sum", theme, SIZE, color=theme.dim).next_to(sums, LEFT, buff=0.2)
+        sums = self.column_sums(weights, SIZE)
         after = label("after softmax: exactly 0", theme, SMALL, color=theme.dim)
         fit_width(after, config.frame_width / 2 - 0.3 - side_x)
         after.next_to(notes, DOWN, buff=0.3, aligned_edge=LEFT)
@@ -116,7 +106,7 @@ class Masking(AttentionScene):
         self.play(*scores.retarget(weights), FadeIn(after), run_time=1.5)
         self.remove(scores)
         self.add(weights)
-        self.play(FadeIn(sums), FadeIn(sum_label), run_time=0.6)
+        self.play(FadeIn(sums), run_time=0.6)
         self.wait(1.5)
 
     def beat_cost(self):

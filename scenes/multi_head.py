@@ -17,7 +17,7 @@ from manim import DOWN, LEFT, RIGHT, UP, Create, FadeIn, Group, LaggedStart, Rec
 from model import attention_facts as af
 from scenes.attention_parts import AttentionScene, SignedBars, fit_height, pattern_image
 from scenes.components import count, fit_width, label, token_label
-from scenes.theme import BODY, LABEL, SMALL, fmt_int
+from scenes.theme import LABEL, SMALL, fmt_int
 
 
 class MultiHead(AttentionScene):
@@ -45,7 +45,7 @@ class MultiHead(AttentionScene):
         legend = VGroup(label(f"layer {L}: {n_heads} heads", theme, LABEL),
                         label("each square: one head's weights", theme, SMALL, color=theme.dim),
                         label("columns: queries, rows: keys", theme, SMALL, color=theme.dim),
-                        label("brighter = more attention", theme, SMALL, color=theme.dim),
+                        label("stronger colour = more attention", theme, SMALL, color=theme.dim),
                         label(f"outlined: head {self.head}, the story head", theme, SMALL, color=theme.accent))
         legend.arrange(DOWN, aligned_edge=LEFT, buff=0.12)
         fit_width(legend, config.frame_width / 2 - 0.3 - (tiles.get_right()[0] + 0.5))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 from manim import (DOWN, LEFT, RIGHT, UL, UP, Arrow, DashedLine, Dot, FadeIn, GrowArrow, LaggedStart, Line,
-                   Rectangle, TransformFromCopy, VGroup, config)
+                   Rectangle, VGroup, config)
 
 from model import attention_facts as af
 from scenes.attention_parts import AttentionScene, fit_height, matrix_view, row_of_vectors, vector_with_length

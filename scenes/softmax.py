@@ -12,13 +12,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from manim import DOWN, LEFT, RIGHT, UP, FadeIn, FadeOut, MathTypst, ReplacementTransform, VGroup, config
+from manim import DOWN, LEFT, RIGHT, UP, FadeIn, MathTypst, ReplacementTransform, VGroup, config
 
 from model import attention_facts as af
 from model.attention_facts import TEMPERATURES
 from scenes.attention_parts import AttentionScene, SignedBars, fit_height
 from scenes.components import fit_width, label, number, token_label
-from scenes.theme import BODY, LABEL, SMALL
+from scenes.theme import LABEL, SMALL
 
 MAX_BARS = 6  # longer columns show their largest scores; the caption counts the rest
 

@@ -12,7 +12,7 @@ Storyboard (design/storyboards.md):
 from __future__ import annotations
 
 import numpy as np
-from manim import DOWN, LEFT, RIGHT, UP, Arrow, FadeIn, LaggedStart, VGroup, config
+from manim import DOWN, RIGHT, UP, FadeIn, LaggedStart, VGroup, config
 
 from model import attention_facts as af
 from scenes.attention_parts import AttentionScene, fit_height, matrix_view, row_of_vectors, vector_with_length
