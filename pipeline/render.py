@@ -90,6 +90,9 @@ def default_out(params) -> Path:
     return Path("media") / slug(model, 30) / slug(params.prompt)
 
 
+MIN_FREE_BYTES = 64 << 20  # work files and a low-quality lecture fit; a full disk is refused before any work
+
+
 def ensure_writable(out: Path) -> Path:
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a folder")
@@ -99,6 +102,10 @@ def ensure_writable(out: Path) -> Path:
             pass
     except OSError as e:
         raise UserError(f"cannot write to --out {out}: {e.strerror or e}") from None
+    free = shutil.disk_usage(out).free
+    if free < MIN_FREE_BYTES:
+        raise UserError(f"--out {out} is on a full disk ({free >> 20} MB free, {MIN_FREE_BYTES >> 20} MB needed): "
+                        "free some space or choose another --out")
     return out.resolve()
 
 
@@ -227,7 +234,13 @@ def render_scenes(items: list[tuple[str, object, RenderSettings]], out: Path | N
                              "log": keep_log(result, out)})
                 clips.append({"name": stem, "error": result.error})
                 continue
-            info = publish(result, out, sidecar(name, params, settings, data), workers.progress(result.job))
+            try:
+                info = publish(result, out, sidecar(name, params, settings, data), workers.progress(result.job))
+            except OSError as e:  # e.g. the disk filled up: this scene failed, its earlier files are intact
+                error = f"cannot write its files to {out}: {e.strerror or e}"
+                rows.append({"scene": stem, "ok": False, "error": error, "wall": result.wall, "log": ""})
+                clips.append({"name": stem, "error": error})
+                continue
             rows.append({"scene": stem, "ok": True, "file": info["file"], "duration": info["duration"],
                          "size": sum(size_of(f) for f in info["files"]), "wall": result.wall})
             clips.append(page_clip(name, params, settings, data, info))
