@@ -10,12 +10,12 @@ The cached computation gives the same logits as the full one: tests/test_model_g
 
 from __future__ import annotations
 
-from manim import (DOWN, LEFT, RIGHT, UP, Brace, FadeIn, GrowFromEdge, Indicate, LaggedStart, Rectangle, Square,
-                   VGroup, config)
+from manim import DOWN, LEFT, RIGHT, UP, Brace, FadeIn, GrowFromEdge, Indicate, LaggedStart, Square, VGroup, config
 
 from scenes.base import TransformerScene
 from scenes.components import TokenStrip, count, fit_width, label
-from scenes.theme import BODY, LABEL, SMALL, fmt_int
+from scenes.plots import CountBars
+from scenes.theme import LABEL, SMALL, fmt_int
 
 CELL = 0.42
 
@@ -102,20 +102,10 @@ class KvCache(TransformerScene):
         head = VGroup(label("multiply-adds for the next token after these", theme, LABEL),
                       count(c["tokens"], theme, "count.tokens", size=LABEL), label("tokens", theme, LABEL)).arrange(RIGHT, buff=0.12)
         sub = label("counted by torch while the model ran", theme, SMALL, color=theme.dim)
-        width = 7.5
-        rows = VGroup()
-        for name, key, color in (("recompute everything", "full", theme.negative), ("with the KV cache", "cached", theme.key)):
-            bar = Rectangle(width=max(0.04, width * c[key] / c["full"]), height=0.5, stroke_width=0, fill_color=color,
-                            fill_opacity=0.85)
-            rows.add(VGroup(label(name, theme, LABEL), bar, count(c[key], theme, f"kv.{key}", size=LABEL, color=theme.text)))
+        rows = CountBars([("recompute everything", c["full"], "kv.full", theme.negative),
+                          ("with the KV cache", c["cached"], "kv.cached", theme.key)], theme, width=7.5, bar_height=0.5,
+                         spacing=0.9).lines
         name_w = max(r[0].width for r in rows)
-        for k, (name, bar, num) in enumerate(rows):
-            y = -k * 0.9
-            name.move_to([0, y, 0], aligned_edge=RIGHT)
-            bar.move_to([0.3, y, 0], aligned_edge=LEFT)
-            num.next_to(bar, RIGHT, buff=0.2)
-            if num.get_right()[0] > 0.3 + width:  # a full bar: its number goes inside
-                num.move_to(bar.get_right() + LEFT * 0.15, aligned_edge=RIGHT).set_color(theme.background)
         panel = VGroup(head, sub, rows).arrange(DOWN, buff=0.45)
         rows.shift(RIGHT * name_w / 2)
         fit_width(panel, config.frame_width - 0.8)

@@ -79,7 +79,7 @@ class Layers(TransformerScene):
                      f"each of the {cfg.n_layers} layers (the 'logit lens').", 4)
         self.play(FadeIn(intro), *[FadeIn(h) for h, _ in columns], run_time=1)
         self.caption(f"After layer 0 it would say {first['token']!r} ({fmt_percent(first['probability'])}).", 3)
-        self.play(LaggedStart(*[FadeIn(row, shift=0.1 * UP) for row in rows], lag_ratio=0.12), run_time=4)
+        self.play(LaggedStart(*[FadeIn(row, shift=0.1 * UP) for row in rows], lag_ratio=0.12), run_time=5.5)
         box = SurroundingRectangle(VGroup(*rows[self.settled:]), color=theme.accent, buff=0.06) \
             if self.settled >= len(rows) - ROWS_PER_COLUMN or len(rows) <= ROWS_PER_COLUMN else None
         self.caption(f"From layer {self.settled} on, the top token stays {self.final['token']!r}, the model's real answer "
@@ -119,6 +119,7 @@ class Layers(TransformerScene):
         self.play(FadeIn(plot), FadeIn(answer), run_time=0.8)
         self.play(Create(curve), FadeIn(dots), run_time=2)
         self.play(FadeIn(marks), Create(settle), FadeIn(settle_label), run_time=0.8)
+        self.wait(1)
         self.caption(f"It goes from {fmt_percent(ps[0])} after layer 0 to {fmt_percent(ps[-1])} after layer {n - 1}: "
                      "each layer adds a little to the vector, and the guess sharpens.", 4)
         self.wait(2)

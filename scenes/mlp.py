@@ -10,13 +10,13 @@ Storyboard (design/storyboards.md):
 from __future__ import annotations
 
 import numpy as np
-from manim import (DOWN, LEFT, RIGHT, UP, Arrow, FadeIn, GrowArrow, GrowFromEdge, Group, LaggedStart, MathTypst, Rectangle,
+from manim import (DOWN, LEFT, RIGHT, UP, Arrow, FadeIn, GrowArrow, GrowFromEdge, Group, LaggedStart, MathTypst,
                    TransformFromCopy, VGroup, config)
 
 from model.scene_facts import NEAR_ZERO, mlp_neurons
 from scenes.base import TransformerScene
 from scenes.components import TokenStrip, VectorColumn, count, fit_width, label, number
-from scenes.plots import MatrixBox, Plot, SignedBars, values_image
+from scenes.plots import CountBars, MatrixBox, Plot, SignedBars, values_image
 from scenes.theme import BODY, LABEL, SMALL, fmt, fmt_int
 
 ACTIVATION_NAMES = {"silu": "SiLU", "gelu": "GELU", "gelu_new": "GELU"}
@@ -220,20 +220,9 @@ class Mlp(TransformerScene):
         theme, cfg = self.theme, self.trace.config
         self.clear_stage()
         counts = self.data.parameter_counts
-        top = max(counts["attention"], counts["mlp"])
-        width = 6.0
-        rows = VGroup()
-        for name, key, color in (("attention", "attention", theme.key), ("MLP", "mlp", theme.value)):
-            bar = Rectangle(width=width * counts[key] / top, height=0.45, stroke_width=0, fill_color=color, fill_opacity=0.85)
-            name_mob = label(name, theme, LABEL)
-            num = count(counts[key], theme, f"params.{key}", size=LABEL, color=theme.text)
-            rows.add(VGroup(name_mob, bar, num))
+        rows = CountBars([("attention", counts["attention"], "params.attention", theme.key),
+                          ("MLP", counts["mlp"], "params.mlp", theme.value)], theme, width=6.0, spacing=0.8).lines
         name_w = max(r[0].width for r in rows)
-        for k, (name_mob, bar, num) in enumerate(rows):
-            y = -k * 0.8
-            name_mob.move_to([0, y, 0], aligned_edge=RIGHT)
-            bar.move_to([0.3, y, 0], aligned_edge=LEFT)
-            num.next_to(bar, RIGHT, buff=0.2)
         head = label("parameters in one layer", theme, BODY)
         totals = VGroup(
             VGroup(label("all", theme, LABEL, color=theme.dim), count(cfg.n_layers, theme, "config.n_layers", size=LABEL, color=theme.dim),

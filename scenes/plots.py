@@ -15,7 +15,7 @@ from manim import (DOWN, LEFT, RIGHT, UP, DashedLine, Dot, ImageMobject, Line, M
 
 from .components import count, label
 from .provenance import Shown
-from .theme import LABEL, SMALL, Theme, fmt, fmt_int
+from .theme import LABEL, SMALL, Theme, fmt_int
 
 
 def tick_text(value: float, decimals: int) -> str:
@@ -43,22 +43,12 @@ class Plot(VGroup):
         self.y_axis = Line(origin, origin + UP * height, color=theme.dim, stroke_width=2)
         self.add(self.x_axis, self.y_axis)
         self.tick_labels = VGroup()
-        for x in x_ticks:
-            p = self.point(x, self.y0)
-            text = x_tick_text(x) if x_tick_text else tick_text(x, x_decimals)
-            tick = Line(p, p + DOWN * 0.08, color=theme.dim, stroke_width=2)
-            lab = label(text, theme, size * 0.85, color=theme.dim, mono=True,
-                        shown=Shown(text, x, "axis", kind="text"))
-            lab.next_to(tick, DOWN, buff=0.06)
-            self.add(tick)
-            self.tick_labels.add(lab)
-        for y in y_ticks:
-            p = self.point(self.x0, y)
-            text = tick_text(y, y_decimals)
-            tick = Line(p, p + LEFT * 0.08, color=theme.dim, stroke_width=2)
-            lab = label(text, theme, size * 0.85, color=theme.dim, mono=True,
-                        shown=Shown(text, y, "axis", kind="text"))
-            lab.next_to(tick, LEFT, buff=0.06)
+        marks = [(self.point(x, self.y0), DOWN, x, x_tick_text(x) if x_tick_text else tick_text(x, x_decimals)) for x in x_ticks]
+        marks += [(self.point(self.x0, y), LEFT, y, tick_text(y, y_decimals)) for y in y_ticks]
+        for p, side, value, text in marks:
+            tick = Line(p, p + side * 0.08, color=theme.dim, stroke_width=2)
+            lab = label(text, theme, size * 0.85, color=theme.dim, mono=True, shown=Shown(text, value, "axis", kind="text"))
+            lab.next_to(tick, side, buff=0.06)
             self.add(tick)
             self.tick_labels.add(lab)
         self.add(self.tick_labels)
@@ -176,3 +166,25 @@ class SignedBars(VGroup):
                       color=theme.dim, stroke_width=1.5)
         self.centre = centre
         self.add(centre, self.lines)
+
+
+class CountBars(VGroup):
+    """A few large whole numbers compared as bars: name, bar (length relative to the largest),
+    the number (inside the bar, right-aligned, when it would run past the longest bar).
+    rows: (name, value, source, colour); `.lines[k]` is (name, bar, number)."""
+
+    def __init__(self, rows, theme: Theme, width: float = 6.0, bar_height: float = 0.45, spacing: float = 0.85,
+                 size: float = LABEL):
+        super().__init__()
+        top = max((r[1] for r in rows), default=1) or 1
+        self.lines = VGroup()
+        for k, (name, value, source, color) in enumerate(rows):
+            y = -k * spacing
+            name_mob = label(name, theme, size).move_to([0, y, 0], aligned_edge=RIGHT)
+            bar = Rectangle(width=max(0.04, width * value / top), height=bar_height, stroke_width=0, fill_color=color,
+                            fill_opacity=0.85).move_to([0.3, y, 0], aligned_edge=LEFT)
+            num = count(value, theme, source, size=size, color=theme.text).next_to(bar, RIGHT, buff=0.2)
+            if num.get_right()[0] > 0.3 + width:
+                num.move_to(bar.get_right() + LEFT * 0.15, aligned_edge=RIGHT).set_color(theme.background)
+            self.lines.add(VGroup(name_mob, bar, num))
+        self.add(self.lines)

@@ -20,7 +20,7 @@ from scenes.base import TransformerScene
 from scenes.components import ProbabilityBars, TokenStrip, VectorColumn, fit_width, label
 from scenes.plots import MatrixBox
 from scenes.provenance import Shown
-from scenes.theme import BODY, LABEL, SMALL, fmt, fmt_int, fmt_percent, visible_piece
+from scenes.theme import LABEL, SMALL, fmt, fmt_int, fmt_percent
 
 CONTEXT_TOKENS = 7  # prompt tokens kept in view before the generated ones
 
