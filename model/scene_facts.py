@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 
+import torch
+
 from . import lens
 from .analysis import _cached, _load
 from .generate import cached_generation, multiply_adds, softmax_with_temperature
@@ -149,7 +151,12 @@ def orthogonality(d_model: int, seed: int, dims=ORTHOGONALITY_DIMS, tolerance_de
     (math.inf when the bound says nothing), "welch_finite_until" (the last dimension with a
     finite bound), "ratio_at_largest" (count / dim at the largest measured dim)}.
     """
-    rows = experiment(tuple(dims), tolerance_deg, seed)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small matrices: one thread is fastest (~30 s here), and stays fast on a busy machine
+    try:
+        rows = experiment(tuple(dims), tolerance_deg, seed)
+    finally:
+        torch.set_num_threads(threads)
     last = rows[-1]
     e2 = math.sin(math.radians(tolerance_deg)) ** 2
     return {

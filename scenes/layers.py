@@ -82,6 +82,7 @@ class Layers(TransformerScene):
         self.play(LaggedStart(*[FadeIn(row, shift=0.1 * UP) for row in rows], lag_ratio=0.12), run_time=5.5)
         box = SurroundingRectangle(VGroup(*rows[self.settled:]), color=theme.accent, buff=0.06) \
             if self.settled >= len(rows) - ROWS_PER_COLUMN or len(rows) <= ROWS_PER_COLUMN else None
+        self.wait(0.5)
         self.caption(f"From layer {self.settled} on, the top token stays {self.final['token']!r}, the model's real answer "
                      f"({fmt_percent(self.final['probability'])} at the end).", 4)
         if box is not None:
