@@ -16,7 +16,7 @@ from manim import (DOWN, LEFT, RIGHT, UP, Arrow, FadeIn, GrowArrow, GrowFromEdge
 from model.scene_facts import NEAR_ZERO, mlp_neurons
 from scenes.base import TransformerScene
 from scenes.components import TokenStrip, VectorColumn, count, fit_width, label, number
-from scenes.plots import CountBars, MatrixBox, Plot, SignedBars, values_image
+from scenes.plots import CountBars, MatrixBox, Plot, SignedRows, values_image
 from scenes.theme import BODY, LABEL, SMALL, fmt, fmt_int
 
 ACTIVATION_NAMES = {"silu": "SiLU", "gelu": "GELU", "gelu_new": "GELU"}
@@ -192,7 +192,7 @@ class Mlp(TransformerScene):
         facts = mlp_neurons(trace, self.layer, self.pos)
         hook = self.name("mlp.hook_post")
         rows = [(f"neuron {t['neuron']}", t["value"], hook, (self.pos, t["neuron"])) for t in facts["top"]]
-        bars = SignedBars(rows, theme, half_width=1.6, size=LABEL * 0.85)
+        bars = SignedRows(rows, theme, half_width=1.6, size=LABEL * 0.85)
         head = label(f"strongest of {fmt_int(cfg.d_mlp)} neurons", theme, LABEL)
         left = VGroup(head, bars).arrange(DOWN, buff=0.4)
         cols = 48

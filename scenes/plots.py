@@ -139,8 +139,9 @@ def values_image(values, theme: Theme, scale: float, columns: int, cell_px: int 
     return mob
 
 
-class SignedBars(VGroup):
-    """Horizontal bars for signed values: a name, a bar from a centre line (right = positive,
+class SignedRows(VGroup):
+    """Horizontal bars for signed values, one row each (attention_parts.SignedBars is the vertical
+    kind): a name, a bar from a centre line (right = positive,
     blue; left = negative, red), and the value. rows: (name, value, source, index)."""
 
     def __init__(self, rows, theme: Theme, half_width: float = 2.0, size: float = LABEL, decimals: int = 2):
