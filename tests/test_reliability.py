@@ -32,10 +32,23 @@ GOOD_FILES = {"tokens.mp4", "tokens.json", "tokens.srt", "tokens.vtt", "tokens.c
 
 # ---------------------------------------------------------------- running the CLI
 
+# Runs the command as its own child and reports that child's peak RSS. A process started straight
+# from the test inherits the pytest worker's peak RSS through fork + exec (Linux keeps the high-water
+# mark across exec), so it is measured one generation further down, forked from this small process.
+PEAK_RSS_WRAPPER = """
+import resource, subprocess, sys
+code = subprocess.call(sys.argv[2:])
+with open(sys.argv[1], "w") as f:
+    f.write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
+sys.exit(code)
+"""
+
+
 def run_cli(args: list[str], env: dict | None = None, prefix: list[str] = (), timeout: float = 600):
     """(returncode, stdout, stderr, peak RSS in MB) of `render.py ARGS`, measured for that process alone."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen([*prefix, sys.executable, str(ROOT / "render.py"), *args], stdout=out, stderr=err,
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, tempfile.NamedTemporaryFile("r") as rss_file:
+        command = [*prefix, sys.executable, str(ROOT / "render.py"), *args]
+        proc = subprocess.Popen([sys.executable, "-c", PEAK_RSS_WRAPPER, rss_file.name, *command], stdout=out, stderr=err,
                                 cwd=ROOT, env=env)
         deadline = time.monotonic() + timeout
         while True:
@@ -48,7 +61,8 @@ def run_cli(args: list[str], env: dict | None = None, prefix: list[str] = (), ti
             time.sleep(0.05)
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0), err.seek(0)
-        return proc.returncode, out.read().decode(), err.read().decode(), usage.ru_maxrss / 1024
+        peak_kb = int(rss_file.read() or 0)
+        return proc.returncode, out.read().decode(), err.read().decode(), peak_kb / 1024
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
