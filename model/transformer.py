@@ -157,13 +157,13 @@ class Attention(nn.Module):
         k = k.repeat_interleave(self.cfg.heads_per_kv, dim=1)  # [k_pos, n_heads, d_head]
         v = v.repeat_interleave(self.cfg.heads_per_kv, dim=1)  # [k_pos, n_heads, d_head]
 
-        scores = torch.einsum("qhe,khe->hqk", q, k) / math.sqrt(self.cfg.d_head)  # [n_heads, pos, k_pos]
+        scores = q.transpose(0, 1) @ k.permute(1, 2, 0) / math.sqrt(self.cfg.d_head)  # [n_heads, pos, k_pos]: q . k
         future = future_mask(offset + x.shape[0], x.device)[offset:]  # rows of the new queries
         scores = record(cache, n + "attn_scores", scores.masked_fill(future, float("-inf")))
         pattern = record(cache, n + "pattern", scores.softmax(dim=-1))  # rows sum to 1
 
-        z = record(cache, n + "z", torch.einsum("hqk,khe->qhe", pattern, v))  # [pos, n_heads, d_head]
-        result = record(cache, n + "result", torch.einsum("qhe,hed->qhd", z, self.W_O))  # [pos, n_heads, d_model]
+        z = record(cache, n + "z", (pattern @ v.transpose(0, 1)).transpose(0, 1))  # [pos, n_heads, d_head]: weighted sum of values
+        result = record(cache, n + "result", (z.transpose(0, 1) @ self.W_O).transpose(0, 1))  # [pos, n_heads, d_model]: z_h @ W_O[h]
         out = result.sum(dim=1)  # [pos, d_model]
         return out if self.b_O is None else out + self.b_O
 
