@@ -53,8 +53,6 @@ def _multiply_adds(cfg, n: int, cached: bool) -> int:
     attention = lambda q, k: 2 * q * k * cfg.n_heads * cfg.d_head  # noqa: E731
     queries = 1 if cached else n
     total = cfg.n_layers * (queries * per_token + attention(queries, n)) + queries * cfg.d_model * cfg.vocab_size
-    if n == 1:  # one query, one key: torch runs q.k as an elementwise product, which its counter does not see
-        total -= cfg.n_layers * cfg.n_heads * cfg.d_head
     return total
 
 
