@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -108,7 +107,7 @@ class Workers:
                 if self.stopping:
                     return SceneResult(job, False, "stopped")
                 proc = subprocess.Popen(manim_command(job, media), env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, start_new_session=True)
+                                        stdin=subprocess.DEVNULL)  # same process group: killing the CLI's group ends its workers too
                 self.procs[job.stem] = proc
             code = proc.wait()
         with self.lock:
@@ -147,15 +146,12 @@ class Workers:
             self.stopping = True
             procs = list(self.procs.values())
         for proc in procs:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+            proc.terminate()
         for proc in procs:
             try:
                 proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+                proc.kill()
 
 
 def failure_reason(log: Path, code: int) -> str:
