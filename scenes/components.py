@@ -33,9 +33,12 @@ def frame_height() -> float:
 
 def label(text: str, theme: Theme, size: float = LABEL, color=None, mono: bool = False, bold: bool = False,
           shown: Shown | None = None) -> Text:
-    """Plain Pango text (never markup: prompt text is safe as it is)."""
+    """Plain Pango text (never markup: prompt text is safe as it is).
+
+    A label made before in this process (same text, font, size, colour) is copied from
+    manim's SVG cache instead of being parsed again."""
     mob = Text(text, font=MONO if mono else FONT, font_size=size, color=color or theme.text,
-               weight="BOLD" if bold else "NORMAL")
+               weight="BOLD" if bold else "NORMAL", use_svg_cache=True)
     if shown is not None:
         mob.shown = shown
     return mob

@@ -1,0 +1,86 @@
+"""Performance properties that are not timings: what a render must not redo, and the
+speed patches' promise that output stays the same. (Timings live in bench/.)"""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.conftest import ROOT
+
+# A fresh process (like a render worker) with the model loaders booby-trapped: reading the
+# trace and every scene's facts for an already traced prompt must not load the model.
+NO_LOADING = """
+import sys
+import model.loading as loading
+def refuse(*args, **kwargs):
+    raise SystemExit("the model was loaded")
+loading.load_gguf = loading.load_hf = refuse
+from scenes.data import NEEDS, prepare
+from scenes.params import Params
+data = prepare(list(NEEDS), Params(prompt=sys.argv[1]))
+print(len(data.trace.tokens))
+"""
+
+
+def test_rendering_a_traced_prompt_does_not_load_the_model(smollm2, tmp_path, monkeypatch):
+    from model.files import cache_dir
+
+    cache = tmp_path / "cache"  # fresh: no traces, no facts; the float weights shared
+    cache.mkdir()
+    (cache / "weights").symlink_to(cache_dir() / "weights")
+    monkeypatch.setenv("MANIM_TRANSFORMER_CACHE", str(cache))
+    prompt = "An owl watched the quiet river"
+    first = subprocess.run([sys.executable, "-c", NO_LOADING, prompt], cwd=ROOT, capture_output=True, text=True)
+    assert first.returncode != 0 and "the model was loaded" in first.stderr  # the trap works: nothing cached yet ...
+    from scenes.data import NEEDS, prepare
+    from scenes.params import Params
+
+    prepare(list(NEEDS), Params(prompt=prompt))  # ... trace and facts computed once ...
+    again = subprocess.run([sys.executable, "-c", NO_LOADING, prompt], cwd=ROOT, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr  # ... then every scene's data comes from the cache
+    assert int(again.stdout.split()[-1]) > 1
+
+
+def test_fast_copy_is_a_true_deep_copy():
+    from manim import Square, VGroup
+
+    from scenes.components import label
+    from scenes.theme import get_theme
+
+    group = VGroup(label("fluffy", get_theme("dark")), Square().set_fill(opacity=0.5))
+    twin = group.copy()
+    for a, b in zip(group.get_family(), twin.get_family()):
+        assert a is not b
+        for key, value in a.__dict__.items():
+            if isinstance(value, np.ndarray):
+                assert value is not b.__dict__[key] and np.array_equal(value, b.__dict__[key]), key
+    twin.shift([1, 0, 0]).set_color("#ff0000")
+    assert not np.allclose(group.get_center(), twin.get_center())
+    assert group[1].get_fill_color().to_hex() != "#FF0000"
+    glyph = group[0][0]
+    assert twin[0][0].path_obj is glyph.path_obj  # the parsed SVG path is shared (never changed after parsing)
+
+
+@pytest.mark.parametrize("repeat", [1, 5])
+def test_held_frame_encodes_the_same_bytes(tmp_path, repeat):
+    """A held frame converted once gives the very same video as manim's per-copy conversion."""
+    from fractions import Fraction
+
+    from manim._config.video_encoder import VideoEncoderSpec
+    from manim.scene.video_segment_encoder import VideoSegmentEncoder
+
+    from scenes import compat
+
+    spec = VideoEncoderSpec("mp4", "libx264", "yuv420p", 64, 48, Fraction(15), (("crf", "23"),))
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (48, 64, 4), dtype=np.uint8) for _ in range(3)]
+    videos = []
+    for name, write in (("manim", compat._write_frame), ("ours", compat.write_held_frame)):
+        encoder = VideoSegmentEncoder(target=tmp_path / f"{name}.mp4", spec=spec)
+        for frame in frames:
+            write(encoder, frame, repeat=repeat)
+        encoder.finish()
+        videos.append((tmp_path / f"{name}.mp4").read_bytes())
+    assert videos[0] == videos[1]
