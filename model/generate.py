@@ -7,6 +7,7 @@ Sampling is reproducible: the same seed gives the same tokens. Temperature 0 mea
 from __future__ import annotations
 
 import json
+from typing import Callable
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -57,16 +58,19 @@ def generate(loaded: LoadedModel, prompt: str, n_new: int, temperature: float = 
     return steps
 
 
-def cached_generation(loaded: LoadedModel, prompt: str, n_new: int, temperature: float, seed: int, top_k: int = 5) -> list[dict]:
-    """`generate`, cached on disk by (model, prompt, n_new, temperature, seed, top_k)."""
-    key = sha256_text(loaded.fingerprint, prompt, str(n_new), repr(float(temperature)), str(seed), str(top_k), GENERATION_FORMAT)
+def cached_generation(fingerprint: str, get_model: Callable[[], LoadedModel], prompt: str, n_new: int,
+                      temperature: float, seed: int, top_k: int = 5) -> list[dict]:
+    """`generate`, cached on disk by (model fingerprint, prompt, n_new, temperature, seed, top_k).
+
+    `get_model` is called only on a cache miss, so a cached generation never loads the model."""
+    key = sha256_text(fingerprint, prompt, str(n_new), repr(float(temperature)), str(seed), str(top_k), GENERATION_FORMAT)
     path = cache_dir() / "generations" / f"{key}.json"
     if path.is_file():
         try:
             return json.loads(path.read_text(encoding="utf-8"))
         except ValueError:
             pass
-    steps = generate(loaded, prompt, n_new, temperature, seed, top_k)
+    steps = generate(get_model(), prompt, n_new, temperature, seed, top_k)
     atomic_write_text(path, json.dumps(steps, ensure_ascii=False))
     return steps
 

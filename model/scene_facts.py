@@ -93,7 +93,7 @@ def temperature_table(trace: Trace, model: str, temperatures=TEMPERATURES, top_k
 def sampled_steps(model: str, prompt: str, steps: int, seed: int, temperature: float = SAMPLE_TEMPERATURE,
                   top_k: int = 5) -> list[dict]:
     """`model.generate.cached_generation`: seeded sampling with a KV cache, each step's real top_k."""
-    return cached_generation(_load(model), prompt, steps, temperature, seed, top_k)
+    return cached_generation(resolve(model).fingerprint, lambda: _load(model), prompt, steps, temperature, seed, top_k)
 
 
 # --------------------------------------------------------------------------- layers (logit lens)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from model import analysis, scene_facts
+from model import analysis, attention_facts, scene_facts
 from model.trace import Trace, get_trace
 
 from .params import FIRST_ANALOGY, Params, scene_info
@@ -56,6 +56,15 @@ class SceneData:
     def projection(self) -> dict:
         return analysis.analogy_projection(self.analogies, self.params.model)
 
+    # ---- the attention scenes: the story head's weights (model/attention_facts.py)
+    @cached_property
+    def weight_corners(self) -> dict:
+        return attention_facts.weight_corners(self.params.model, self.choice.layer, self.choice.head)
+
+    @cached_property
+    def attention_parameters(self) -> dict:
+        return attention_facts.parameter_counts(self.params.model, self.choice.layer)
+
     # ---- the story scenes: mlp, prediction, cost, orthogonality, layers, kv-cache (model/scene_facts.py)
     @cached_property
     def parameter_counts(self) -> dict:
@@ -96,8 +105,9 @@ NEEDS = {
     "tokens": ("trace", "choice", "words"),
     "embeddings": ("trace", "choice", "facts", "neighbours"),
     "word-vectors": ("trace", "choice", "analogies", "projection"),
-    "qkv": ("trace", "choice"), "attention-pattern": ("trace", "choice"), "softmax": ("trace", "choice"),
-    "masking": ("trace", "choice"), "values": ("trace", "choice"), "multi-head": ("trace", "choice"),
+    "qkv": ("trace", "choice", "weight_corners"), "attention-pattern": ("trace", "choice"),
+    "softmax": ("trace", "choice"), "masking": ("trace", "choice"), "values": ("trace", "choice", "weight_corners"),
+    "multi-head": ("trace", "choice", "attention_parameters"),
     "mlp": ("trace", "choice", "parameter_counts"),
     "prediction": ("trace", "choice", "samples", "temperatures"),
     "cost": ("trace", "choice", "costs"),

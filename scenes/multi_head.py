@@ -91,7 +91,7 @@ class MultiHead(AttentionScene):
         trace, theme, cfg = self.trace, self.theme, self.trace.config
         L = self.layer
         self.clear_stage()
-        counts = af.parameter_counts(self.params.model, L)
+        counts = self.data.attention_parameters
 
         def line(*parts) -> VGroup:
             return VGroup(*parts).arrange(RIGHT, buff=0.12)

@@ -29,7 +29,7 @@ class Qkv(AttentionScene):
     def projection_row(self, pos: int, which: str) -> VGroup:
         """W · x = (before the turn) -> turned by position = the vector attention uses."""
         trace, theme, cfg = self.trace, self.theme, self.trace.config
-        corners = af.weight_corners(self.params.model, self.layer, self.head)
+        corners = self.data.weight_corners
         color = theme.query if which == "q" else theme.key
         name = "W_Q" if which == "q" else "W_K"
         head = self.head if which == "q" else self.kv

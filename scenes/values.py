@@ -30,7 +30,7 @@ class Values(AttentionScene):
     def beat_values(self):
         trace, theme, cfg = self.trace, self.theme, self.trace.config
         q = self.query
-        corners = af.weight_corners(self.params.model, self.layer, self.head)
+        corners = self.data.weight_corners
         matrix = matrix_view("W_V", corners["W_V"], theme, "attn.W_V", (self.layer, self.head), color=theme.value)
         token = TokenStrip(trace.pieces, trace.tokens, theme, positions=[q], size=SMALL)
         x = vector_with_length(trace[f"blocks.{self.layer}.ln1.hook_normalized"][q].numpy(), theme,
@@ -93,7 +93,7 @@ class Values(AttentionScene):
                      + (f" + {rest} more." if rest else "."), 5)
         self.play(LaggedStart(*[FadeIn(p) for p in parts[:-2]], lag_ratio=0.2), run_time=2)
         self.play(FadeIn(parts[-2]), FadeIn(z), run_time=1)
-        corners = af.weight_corners(self.params.model, self.layer, self.head)
+        corners = self.data.weight_corners
         w_o = matrix_view("W_O", corners["W_O"], theme, "attn.W_O", (self.layer, H), size=SMALL)
         delta = vector_with_length(trace[self.hook("hook_result")][q, H].numpy(), theme, self.hook("hook_result"),
                                    (q, H), "config.d_model", scale=0.5, caption=f"head {H}'s ΔE")
