@@ -135,12 +135,12 @@ def run_child(module: str, cls: str, quality: str, env: dict | None = None) -> d
     return counts
 
 
-def warm_caches(names: list[str]) -> float:
+def warm_caches(names: list[str], env: dict | None = None) -> float:
     """Trace the prompt and compute every scene's facts once (the CLI does this in its parent)."""
     start = time.perf_counter()
     code = ("from scenes.data import prepare; from scenes.params import Params; "
             f"prepare({names!r}, Params.from_env())")
-    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, env={**os.environ, **(env or {})})
     return time.perf_counter() - start
 
 

@@ -60,8 +60,9 @@ def test_lecture_file_errors_name_the_line(tmp_path, text, message):
         load_lecture(write(tmp_path, text), list(SCENES))
 
 
-def test_shipped_lecture_loads():
-    lecture = load_lecture(ROOT / "assets" / "lectures" / "intro.toml", list(SCENES))
+@pytest.mark.parametrize("name", ["intro.toml", "full.toml"])
+def test_shipped_lecture_loads(name):
+    lecture = load_lecture(ROOT / "assets" / "lectures" / name, list(SCENES))
     assert lecture.title and len(lecture.scenes) >= 4
     assert all(s.name in SCENES for s in lecture.scenes)
     assert all(s.options["prompt"] for s in lecture.scenes)

@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""Does render time grow with the model or the prompt? It should not: scenes draw a window.
+
+    .venv/bin/python bench/scale.py [--quality 480p15]
+
+Two comparisons, each scene rendered as in bench/render.py (own process, caching disabled):
+
+- model size: random-weight GPT-2-family models of d_model 64 and 2048 (2 layers, 4 heads,
+  GPT-2's tokenizer), same prompt; target: d_model 2048 within 10% of d_model 64;
+- prompt length: SmolLM2 on prompts of 4 and 64 tokens; target: 64 tokens within 2x of 4.
+
+for one attention scene (attention-pattern) and one vector scene (embeddings). The traces
+are computed beforehand; the random models and their cache live in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.render import QUALITIES, run_child, warm_caches  # noqa: E402
+from bench.results import machine_line, table, write_section  # noqa: E402
+
+SCENES = {"attention-pattern": ("attention_pattern", "AttentionPattern"), "embeddings": ("embeddings", "Embeddings")}
+PROMPT = "The fluffy blue creature roamed the verdant forest"
+STORY = ("Once upon a time a fluffy blue creature lived at the edge of a verdant forest. Every morning it walked "
+         "down to the river, drank the cold water, and listened to the birds arguing in the tall trees. One day a "
+         "small fox came out of the bushes and asked the creature where the old road to the mountains had gone, "
+         "because the fox wanted to visit its grandmother before the winter snow closed every path.")
+
+
+def random_gpt2(folder: Path, d_model: int) -> Path:
+    """A 2-layer GPT-2 with GPT-2's vocabulary and random weights (written in a child process)."""
+    code = f"""
+import json, torch
+from pathlib import Path
+from safetensors.torch import save_file
+folder, D, L, V, N = Path({str(folder)!r}), {d_model}, 2, 50257, 128
+folder.mkdir(parents=True, exist_ok=True)
+(folder / "config.json").write_text(json.dumps({{"model_type": "gpt2", "n_embd": D, "n_layer": L, "n_head": 4,
+                                                "n_positions": N, "vocab_size": V}}))
+g = torch.Generator().manual_seed(0)
+shapes = {{"wte.weight": (V, D), "wpe.weight": (N, D), "ln_f.weight": (D,), "ln_f.bias": (D,)}}
+for i in range(L):
+    shapes.update({{f"h.{{i}}.ln_1.weight": (D,), f"h.{{i}}.ln_1.bias": (D,), f"h.{{i}}.ln_2.weight": (D,),
+                   f"h.{{i}}.ln_2.bias": (D,), f"h.{{i}}.attn.c_attn.weight": (D, 3 * D), f"h.{{i}}.attn.c_attn.bias": (3 * D,),
+                   f"h.{{i}}.attn.c_proj.weight": (D, D), f"h.{{i}}.attn.c_proj.bias": (D,), f"h.{{i}}.mlp.c_fc.weight": (D, 4 * D),
+                   f"h.{{i}}.mlp.c_fc.bias": (4 * D,), f"h.{{i}}.mlp.c_proj.weight": (4 * D, D), f"h.{{i}}.mlp.c_proj.bias": (D,)}})
+weights = {{k: torch.randn(s, generator=g) * (1.0 if k.endswith("ln_1.weight") or k.endswith("ln_2.weight") or k == "ln_f.weight" else 0.02)
+           for k, s in shapes.items()}}
+save_file(weights, str(folder / "model.safetensors"))
+"""
+    subprocess.run([sys.executable, "-c", code], check=True)
+    return folder
+
+
+def prompt_of(n_tokens: int) -> str:
+    """The shortest start of STORY (whole words) that SmolLM2 reads as exactly n_tokens tokens."""
+    code = ("import json, sys; from model.loading import load; enc = load('smollm2-135m', 'cpu').encoding; "
+            "words = sys.argv[1].split(' '); n = int(sys.argv[2]); "
+            "found = [' '.join(words[:k]) for k in range(1, len(words) + 1) if len(enc.encode(' '.join(words[:k]))) == n]; "
+            "print(json.dumps(found[0] if found else None))")
+    out = subprocess.run([sys.executable, "-c", code, STORY, str(n_tokens)], cwd=ROOT, check=True, capture_output=True, text=True)
+    prompt = json.loads(out.stdout)
+    if prompt is None:
+        raise SystemExit(f"no start of the story is exactly {n_tokens} tokens")
+    return prompt
+
+
+def measure(cases: dict[str, dict], quality: str) -> dict[tuple[str, str], dict]:
+    results = {}
+    for label, env in cases.items():
+        warm_caches(list(SCENES), env)
+        for scene, (module, cls) in SCENES.items():
+            results[scene, label] = r = run_child(module, cls, quality, env)
+            print(f"{scene}, {label}: {r['wall']:.1f} s wall, {r['render_s']:.1f} s render, {r['duration']:.1f} s of video",
+                  flush=True)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quality", default="480p15", choices=list(QUALITIES))
+    parser.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS.md alone")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="mt-bench-scale-") as tmp:
+        tmp = Path(tmp)
+        models = {f"d_model {d}": random_gpt2(tmp / f"gpt2-d{d}", d) for d in (64, 2048)}
+        cache = {"MANIM_TRANSFORMER_CACHE": str(tmp / "cache")}
+        by_model = measure({label: {**cache, "MT_MODEL": str(path), "MT_PROMPT": PROMPT} for label, path in models.items()},
+                           args.quality)
+    prompts = {f"{n} tokens": prompt_of(n) for n in (4, 64)}
+    by_prompt = measure({label: {"MT_MODEL": "smollm2-135m", "MT_PROMPT": p} for label, p in prompts.items()}, args.quality)
+
+    rows, verdicts = [], []
+    for results, small, big, limit in ((by_model, "d_model 64", "d_model 2048", 1.10), (by_prompt, "4 tokens", "64 tokens", 2.0)):
+        for scene in SCENES:
+            a, b = results[scene, small], results[scene, big]
+            ratio = b["wall"] / a["wall"]
+            rows.append([scene, f"{small} -> {big}", f"{a['duration']:.1f} / {b['duration']:.1f}", f"{a['wall']:.1f}",
+                         f"{b['wall']:.1f}", f"{ratio:.2f}", f"{b['render_s'] / a['render_s']:.2f}",
+                         f"{a['mean_mobjects']:.0f} / {b['mean_mobjects']:.0f}", f"at most {limit:.2f}: " + ("met" if ratio <= limit else "missed")])
+    text = table(["scene", "change", "video s", "wall s (small)", "wall s (big)", "wall ratio", "render ratio",
+                  "mobjects/frame", "target"], rows)
+    body = (f"{machine_line()}\n\nQuality {args.quality}. Prompts: {PROMPT!r} for the random models; "
+            + "; ".join(f"{label}: {p!r}" for label, p in prompts.items()) + f" for SmolLM2.\n\n{text}")
+    print()
+    print(text)
+    if not args.no_write:
+        write_section("scale", "Model size and prompt length: `bench/scale.py`", body)
+
+
+if __name__ == "__main__":
+    main()
