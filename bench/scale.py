@@ -101,7 +101,7 @@ def main() -> None:
     prompts = {f"{n} tokens": prompt_of(n) for n in (4, 64)}
     by_prompt = measure({label: {"MT_MODEL": "smollm2-135m", "MT_PROMPT": p} for label, p in prompts.items()}, args.quality)
 
-    rows, verdicts = [], []
+    rows = []
     for results, small, big, limit in ((by_model, "d_model 64", "d_model 2048", 1.10), (by_prompt, "4 tokens", "64 tokens", 2.0)):
         for scene in SCENES:
             a, b = results[scene, small], results[scene, big]

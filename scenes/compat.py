@@ -15,6 +15,9 @@
    svgelements Path, read once when its points are made and never changed, is shared by
    its copies. A copy of a 20-letter Text drops from about 30 ms to 2 ms; renders come
    out byte-for-byte the same.
+4. Speed: up to 3 animations' video segments encode while the next animation is drawn
+   (manim's `max_inflight_encoders`, 1 by default, which makes every animation wait for
+   its own encoding to finish). Each segment is its own file, so the bytes do not change.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from fractions import Fraction
 
 import av
 import numpy as np
+from manim import config
 from manim.camera.camera import Camera
 from manim.mobject.mobject import Mobject
 from manim.mobject.svg.svg_mobject import VMobjectFromSVGPath
@@ -106,7 +110,11 @@ def copy_glyph(self: VMobjectFromSVGPath, memo: dict) -> VMobjectFromSVGPath:
     return copy_mobject(self, memo)
 
 
+INFLIGHT_ENCODERS = 3
+
+
 def install() -> None:
+    config.max_inflight_encoders = max(config.max_inflight_encoders, INFLIGHT_ENCODERS)
     Camera.display_image_mobject = display_axis_aligned_image
     VideoSegmentEncoder.write_frame = write_held_frame
     Mobject.__deepcopy__ = copy_mobject
