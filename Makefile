@@ -31,8 +31,13 @@ render: setup
 test: setup
 	$(PY) -m pytest -n 2 -q
 
+# About an hour on 2 cores; each script rewrites its own section of bench/RESULTS.md.
 bench: setup
 	$(PY) bench/trace.py
+	$(PY) bench/load.py
+	$(PY) bench/render.py
+	$(PY) bench/lecture.py
+	$(PY) bench/scale.py
 
 clean:
 	rm -rf $(VENV) media .cache

@@ -110,6 +110,14 @@ def main() -> None:
     print(f"{'ours (run_trace)':28}{mo * 1e3:>10.1f}{captured_ours:>9}{mem['ours']['added_mb']:>24.1f}")
     print(f"{'transformers eager forward':28}{mt * 1e3:>10.1f}{captured_theirs:>9}{mem['theirs']['added_mb']:>24.1f}")
     print(f"time ratio ours/transformers: {mo / mt:.2f} (target <= 1.0)")
+    from bench.results import machine_line, table, write_section
+
+    text = table(["", "median ms", "tensors kept", "peak MB added (3 passes kept)"],
+                 [["ours (run_trace)", f"{mo * 1e3:.1f}", str(captured_ours), f"{mem['ours']['added_mb']:.1f}"],
+                  ["transformers eager forward", f"{mt * 1e3:.1f}", str(captured_theirs), f"{mem['theirs']['added_mb']:.1f}"]])
+    write_section("trace", "Tracing: `bench/trace.py`",
+                  f"{machine_line()}\n\nSmolLM2-135M, {n_tokens}-token prompt, {torch.get_num_threads()} CPU threads, "
+                  f"{args.reps} interleaved repetitions.\n\n{text}\n\nTime ratio ours / transformers: {mo / mt:.2f} (target at most 1.0).")
 
 
 if __name__ == "__main__":

@@ -84,3 +84,25 @@ def test_held_frame_encodes_the_same_bytes(tmp_path, repeat):
         encoder.finish()
         videos.append((tmp_path / f"{name}.mp4").read_bytes())
     assert videos[0] == videos[1]
+
+
+def test_bench_harness_counts_frames_and_mobjects():
+    """bench/render.py's counters, on its blank baseline: every frame drawn, none holding a mobject."""
+    from bench.render import run_child
+
+    result = run_child("blank", "Blank", "480p15", {"MT_BLANK_SECONDS": "2"})
+    assert result["frames"] == 30 and result["duration"] == 2.0
+    assert result["drawn_frames"] == 30 and result["most_mobjects"] == 0
+    assert result["fps"] > 0 and result["peak_mb"] > 50
+
+
+def test_results_sections_are_replaced_not_duplicated(tmp_path, monkeypatch):
+    from bench import results
+
+    monkeypatch.setattr(results, "RESULTS", tmp_path / "RESULTS.md")
+    results.write_section("render", "Scenes", "first")
+    results.write_section("lecture", "Lecture", "lecture body")
+    results.write_section("render", "Scenes", "second")
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert text.count("<!-- render -->") == 1 and "second" in text and "first" not in text
+    assert "lecture body" in text and text.index("second") < text.index("lecture body")  # kept its place
