@@ -127,6 +127,11 @@ def cost_summary(trace: Trace) -> dict:
 
 # --------------------------------------------------------------------------- kv cache
 
+# Bump when the counting changes: v2 counts q.k as a matmul, so torch's counter sees the
+# one-token product too (entries cached by v1 are 17,280 short for 1-token prompts).
+KV_COUNTS_VERSION = "v2"
+
+
 def kv_cache_counts(trace: Trace, model: str) -> dict:
     """Multiply-adds (measured by torch) for the next-token step after the prompt, with and
     without the KV cache, and the sizes of what the cache holds."""
@@ -139,7 +144,7 @@ def kv_cache_counts(trace: Trace, model: str) -> dict:
         return {"tokens": n, "full": int(full), "cached": int(cached), "ratio": full / cached,
                 # numbers kept per token: a key and a value for each kv head in each layer
                 "cache_per_token": 2 * cfg.n_layers * cfg.n_kv_heads * cfg.d_head}
-    return _cached("kv-counts", (resolve(model).fingerprint, trace.hash), compute)
+    return _cached("kv-counts", (resolve(model).fingerprint, trace.hash, KV_COUNTS_VERSION), compute)
 
 
 # --------------------------------------------------------------------------- orthogonality
