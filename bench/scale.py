@@ -38,27 +38,11 @@ STORY = ("Once upon a time a fluffy blue creature lived at the edge of a verdant
 
 
 def random_gpt2(folder: Path, d_model: int) -> Path:
-    """A 2-layer GPT-2 with GPT-2's vocabulary and random weights (written in a child process)."""
-    code = f"""
-import json, torch
-from pathlib import Path
-from safetensors.torch import save_file
-folder, D, L, V, N = Path({str(folder)!r}), {d_model}, 2, 50257, 128
-folder.mkdir(parents=True, exist_ok=True)
-(folder / "config.json").write_text(json.dumps({{"model_type": "gpt2", "n_embd": D, "n_layer": L, "n_head": 4,
-                                                "n_positions": N, "vocab_size": V}}))
-g = torch.Generator().manual_seed(0)
-shapes = {{"wte.weight": (V, D), "wpe.weight": (N, D), "ln_f.weight": (D,), "ln_f.bias": (D,)}}
-for i in range(L):
-    shapes.update({{f"h.{{i}}.ln_1.weight": (D,), f"h.{{i}}.ln_1.bias": (D,), f"h.{{i}}.ln_2.weight": (D,),
-                   f"h.{{i}}.ln_2.bias": (D,), f"h.{{i}}.attn.c_attn.weight": (D, 3 * D), f"h.{{i}}.attn.c_attn.bias": (3 * D,),
-                   f"h.{{i}}.attn.c_proj.weight": (D, D), f"h.{{i}}.attn.c_proj.bias": (D,), f"h.{{i}}.mlp.c_fc.weight": (D, 4 * D),
-                   f"h.{{i}}.mlp.c_fc.bias": (4 * D,), f"h.{{i}}.mlp.c_proj.weight": (4 * D, D), f"h.{{i}}.mlp.c_proj.bias": (D,)}})
-weights = {{k: torch.randn(s, generator=g) * (1.0 if k.endswith("ln_1.weight") or k.endswith("ln_2.weight") or k == "ln_f.weight" else 0.02)
-           for k, s in shapes.items()}}
-save_file(weights, str(folder / "model.safetensors"))
-"""
-    subprocess.run([sys.executable, "-c", code], check=True)
+    """A 2-layer, 4-head GPT-2 with random weights, written by a child process: the render
+    processes are forked from this one, and their peak memory must not start at its size."""
+    code = ("import sys; from pathlib import Path; from model.hf_folder import write_random_gpt2; "
+            "write_random_gpt2(Path(sys.argv[1]), int(sys.argv[2]), n_layers=2, n_heads=4, n_ctx=128)")
+    subprocess.run([sys.executable, "-c", code, str(folder), str(d_model)], cwd=ROOT, check=True)
     return folder
 
 

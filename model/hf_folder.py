@@ -206,3 +206,29 @@ def transformers_llama(cfg: ModelConfig, weights: dict[str, torch.Tensor]):
     model = transformers.LlamaForCausalLM(config).eval()
     model.load_state_dict(llama_weights_for_transformers(cfg, weights), strict=True)
     return model
+
+
+def write_random_gpt2(folder: Path, d_model: int, n_layers: int = 1, n_heads: int = 2, n_ctx: int = 8,
+                      vocab_size: int = 50257, seed: int = 0) -> Path:
+    """A GPT-2 folder with random weights (normal, std 0.02; norm scales 1), in Hugging Face's
+    layout and with GPT-2's vocabulary size, so GPT-2's tokenizer reads it. For tests and
+    benchmarks: any size, no download."""
+    from safetensors.torch import save_file
+
+    D, M, V = d_model, 4 * d_model, vocab_size
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps({"model_type": "gpt2", "n_embd": D, "n_layer": n_layers,
+                                                    "n_head": n_heads, "n_positions": n_ctx, "vocab_size": V}))
+    shapes = {"wte.weight": (V, D), "wpe.weight": (n_ctx, D), "ln_f.weight": (D,), "ln_f.bias": (D,)}
+    for L in range(n_layers):
+        h = f"h.{L}."
+        shapes |= {h + "ln_1.weight": (D,), h + "ln_1.bias": (D,), h + "ln_2.weight": (D,), h + "ln_2.bias": (D,),
+                   h + "attn.c_attn.weight": (D, 3 * D), h + "attn.c_attn.bias": (3 * D,),
+                   h + "attn.c_proj.weight": (D, D), h + "attn.c_proj.bias": (D,),
+                   h + "mlp.c_fc.weight": (D, M), h + "mlp.c_fc.bias": (M,),
+                   h + "mlp.c_proj.weight": (M, D), h + "mlp.c_proj.bias": (D,)}
+    g = torch.Generator().manual_seed(seed)
+    weights = {name: torch.ones(shape) if name.endswith(("ln_1.weight", "ln_2.weight", "ln_f.weight"))
+               else torch.randn(shape, generator=g) * 0.02 for name, shape in shapes.items()}
+    save_file(weights, str(folder / "model.safetensors"))
+    return folder

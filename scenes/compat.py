@@ -1,4 +1,4 @@
-"""Two patches to manim 0.22, installed when a scene imports scenes.components:
+"""Four patches to manim 0.22, installed when a scene imports scenes.components:
 
 1. A workaround for Pillow >= 12: Camera.display_image_mobject builds a blank float image
    with Image.fromarray(..., mode="RGBA"), which Pillow now refuses, so any ImageMobject

@@ -104,21 +104,9 @@ def write_exploit(path: Path, marker: Path) -> None:
 
 def tiny_gpt2_folder(folder: Path, n_ctx: int = 8) -> Path:
     """A one-layer GPT-2 (GPT-2's own 50257-token vocabulary) with a context of `n_ctx`, random weights."""
-    import torch
-    from safetensors.torch import save_file
+    from model.hf_folder import write_random_gpt2
 
-    D, M, V = 16, 64, 50257
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.json").write_text(json.dumps({"model_type": "gpt2", "n_embd": D, "n_layer": 1, "n_head": 2,
-                                                    "n_positions": n_ctx, "vocab_size": V}))
-    g = torch.Generator().manual_seed(0)
-    shapes = {"wte.weight": (V, D), "wpe.weight": (n_ctx, D), "ln_f.weight": (D,), "ln_f.bias": (D,),
-              "h.0.ln_1.weight": (D,), "h.0.ln_1.bias": (D,), "h.0.ln_2.weight": (D,), "h.0.ln_2.bias": (D,),
-              "h.0.attn.c_attn.weight": (D, 3 * D), "h.0.attn.c_attn.bias": (3 * D,),
-              "h.0.attn.c_proj.weight": (D, D), "h.0.attn.c_proj.bias": (D,),
-              "h.0.mlp.c_fc.weight": (D, M), "h.0.mlp.c_fc.bias": (M,), "h.0.mlp.c_proj.weight": (M, D), "h.0.mlp.c_proj.bias": (D,)}
-    save_file({k: torch.randn(s, generator=g) * 0.02 for k, s in shapes.items()}, str(folder / "model.safetensors"))
-    return folder
+    return write_random_gpt2(folder, d_model=16, n_ctx=n_ctx)
 
 
 def tiny_config(folder: Path) -> Path:
