@@ -153,11 +153,11 @@ def cmd_trace(args) -> int:
 
 
 def cmd_list(args) -> int:
-    from scenes.params import SCENES
+    from scenes.registry import SCENES
 
     width = max(map(len, SCENES))
-    for name, (_, _, line) in SCENES.items():
-        print(f"{name:<{width}}  {line}")
+    for name, entry in SCENES.items():
+        print(f"{name:<{width}}  {entry.line}")
     return 0
 
 

@@ -31,7 +31,7 @@ from bench.results import machine_line, table, write_section  # noqa: E402
 
 
 def user_cache() -> Path:
-    from model.files import cache_dir
+    from model.cache import cache_dir
 
     return cache_dir()
 

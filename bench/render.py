@@ -138,7 +138,7 @@ def run_child(module: str, cls: str, quality: str, env: dict | None = None) -> d
 def warm_caches(names: list[str], env: dict | None = None) -> float:
     """Trace the prompt and compute every scene's facts once (the CLI does this in its parent)."""
     start = time.perf_counter()
-    code = ("from scenes.data import prepare; from scenes.params import Params; "
+    code = ("from scenes.parts.data import prepare; from scenes.parts.params import Params; "
             f"prepare({names!r}, Params.from_env())")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, env={**os.environ, **(env or {})})
     return time.perf_counter() - start
@@ -148,7 +148,7 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         child(*sys.argv[2:7])
         return
-    from scenes.params import SCENES
+    from scenes.registry import SCENES
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("scenes", nargs="*", help="scene names (default: all)")
@@ -172,7 +172,7 @@ def main() -> None:
         print(f"{quality} blank: {blank['fps']:.1f} frames/s", flush=True)
         rows.append(row("blank", quality, blank, blank))
         for name in names:
-            module, cls, _ = SCENES[name]
+            module, cls = SCENES[name].module, SCENES[name].cls
             result = run_child(module, cls, quality)
             rows.append(row(name, quality, result, blank))
             print(" | ".join(str(c) for c in rows[-1]), flush=True)

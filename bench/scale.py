@@ -40,7 +40,7 @@ STORY = ("Once upon a time a fluffy blue creature lived at the edge of a verdant
 def random_gpt2(folder: Path, d_model: int) -> Path:
     """A 2-layer, 4-head GPT-2 with random weights, written by a child process: the render
     processes are forked from this one, and their peak memory must not start at its size."""
-    code = ("import sys; from pathlib import Path; from model.hf_folder import write_random_gpt2; "
+    code = ("import sys; from pathlib import Path; sys.path.insert(0, \"tests\"); from builders import write_random_gpt2; "
             "write_random_gpt2(Path(sys.argv[1]), int(sys.argv[2]), n_layers=2, n_heads=4, n_ctx=128)")
     subprocess.run([sys.executable, "-c", code, str(folder), str(d_model)], cwd=ROOT, check=True)
     return folder

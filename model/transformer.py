@@ -55,11 +55,10 @@ class Norm(nn.Module):
         # x: [pos, d_model]
         if self.cfg.norm == "layernorm":
             x = x - x.mean(-1, keepdim=True)
-        scale = (x.pow(2).mean(-1, keepdim=True) + self.cfg.norm_eps).sqrt()  # [pos, 1]
-        x = x / scale * self.w
-        if self.b is not None:
-            x = x + self.b
-        return record(cache, f"{self.name}.hook_normalized", x)  # [pos, d_model]
+        scale = record(cache, f"{self.name}.hook_scale", (x.pow(2).mean(-1, keepdim=True) + self.cfg.norm_eps).sqrt())  # [pos, 1]
+        x = record(cache, f"{self.name}.hook_normalized", x / scale)  # [pos, d_model], before the learned scale
+        x = x * self.w
+        return x if self.b is None else x + self.b  # what the next sub-layer reads
 
 
 @functools.lru_cache(maxsize=16)  # the same for every layer: compute once per (length, device)
@@ -139,17 +138,14 @@ class Attention(nn.Module):
         # x: [pos, d_model], the normalised residual stream of the new tokens
         n = f"{self.name}.hook_"
         offset = past.length(self.name) if past is not None else 0  # tokens already cached
-        q = self.project(x, self.W_Q, self.b_Q)  # [pos, n_heads, d_head]
-        k = self.project(x, self.W_K, self.b_K)  # [pos, n_kv, d_head]
+        q = record(cache, n + "q", self.project(x, self.W_Q, self.b_Q))  # [pos, n_heads, d_head]
+        k = record(cache, n + "k", self.project(x, self.W_K, self.b_K))  # [pos, n_kv, d_head]
         v = record(cache, n + "v", self.project(x, self.W_V, self.b_V))  # [pos, n_kv, d_head]
 
         if self.cfg.positional == "rotary":  # position enters here, by turning q and k
-            record(cache, n + "q_pre_rope", q)
-            record(cache, n + "k_pre_rope", k)
             angles = rotary_angles(self.cfg, offset + x.shape[0], x.device)[offset:]
-            q, k = rotate_pairs(q, angles), rotate_pairs(k, angles)
-        record(cache, n + "q", q)
-        record(cache, n + "k", k)
+            q = record(cache, n + "rot_q", rotate_pairs(q, angles))  # [pos, n_heads, d_head]
+            k = record(cache, n + "rot_k", rotate_pairs(k, angles))  # [pos, n_kv, d_head]
         if past is not None:
             k, v = past.extend(self.name, k, v)  # [offset + pos, n_kv, d_head]
 
@@ -168,16 +164,23 @@ class Attention(nn.Module):
         return out if self.b_O is None else out + self.b_O
 
 
+ACTIVATIONS = {
+    "silu": F.silu,
+    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),  # GPT-2's tanh approximation
+    "gelu": F.gelu,
+}
+
+
 def activation(cfg: ModelConfig, x: torch.Tensor) -> torch.Tensor:
-    if cfg.activation == "silu":
-        return F.silu(x)
-    if cfg.activation == "gelu_new":  # GPT-2's tanh approximation
-        return F.gelu(x, approximate="tanh")
-    return F.gelu(x)
+    return ACTIVATIONS[cfg.activation](x)  # ModelConfig.validate refuses any other name
 
 
 class MLP(nn.Module):
-    """GPT-2: W_out(gelu(W_in x)). Llama: W_out(silu(W_gate x) * W_in x)."""
+    """GPT-2: W_out(gelu(W_in x)). Llama: W_out(silu(W_gate x) * W_in x).
+
+    Hooks as TransformerLens records them: hook_pre is what the nonlinearity reads (W_in x on
+    GPT-2, the gate W_gate x on Llama); a gated MLP's up-projection W_in x is hook_pre_linear.
+    """
 
     def __init__(self, cfg: ModelConfig, name: str):
         super().__init__()
@@ -190,15 +193,14 @@ class MLP(nn.Module):
     def forward(self, x: torch.Tensor, cache: Cache = None) -> torch.Tensor:
         # x: [pos, d_model]
         n = f"{self.name}.hook_"
-        pre = x @ self.W_in  # [pos, d_mlp], the up-projection
+        up = x @ self.W_in  # [pos, d_mlp], the up-projection
         if self.b_in is not None:
-            pre = pre + self.b_in
-        record(cache, n + "pre", pre)
+            up = up + self.b_in
         if self.W_gate is None:
-            post = activation(self.cfg, pre)
+            post = activation(self.cfg, record(cache, n + "pre", up))
         else:
-            gate = record(cache, n + "gate", x @ self.W_gate)  # [pos, d_mlp]
-            post = activation(self.cfg, gate) * pre
+            gate = record(cache, n + "pre", x @ self.W_gate)  # [pos, d_mlp], what the nonlinearity reads
+            post = activation(self.cfg, gate) * record(cache, n + "pre_linear", up)
         record(cache, n + "post", post)  # [pos, d_mlp], the neurons' values
         out = post @ self.W_out  # [pos, d_model]
         return out if self.b_out is None else out + self.b_out

@@ -22,7 +22,7 @@ import shutil
 import uuid
 from pathlib import Path
 
-from model.files import atomic_path, atomic_write_text
+from model.cache import atomic_path, atomic_write_text
 
 from . import captions
 from .jobs import SceneResult

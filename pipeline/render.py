@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from model.errors import UserError
-from model.files import atomic_write_text
+from model.cache import atomic_write_text
 
 from .jobs import FORMATS, QUALITY, SceneJob, Workers
 from .outputs import publish, size_of
@@ -50,7 +50,7 @@ class RenderSettings:
 
 def resolve_scene_names(requested: list[str]) -> list[str]:
     """Scene names in the order asked; `all` = every scene in storyboard order. Unknown: a suggestion."""
-    from scenes.params import SCENES
+    from scenes.registry import SCENES
 
     names: list[str] = []
     for name in requested:
@@ -67,7 +67,7 @@ def resolve_scene_names(requested: list[str]) -> list[str]:
 
 def scene_params(prompt: str, model: str, device: str, layer, head, theme: str, seed: int, analogy: str):
     from model.trace import check_prompt
-    from scenes.params import Params, parse_analogy, parse_choice
+    from scenes.parts.params import Params, parse_analogy, parse_choice
 
     if theme not in ("dark", "light"):
         raise UserError(f"unknown theme {theme!r} (choose dark or light)")
@@ -130,7 +130,8 @@ def pid_alive(pid: int) -> bool:
 def lecture_jobs(args):
     """A lecture file + command-line overrides -> (lecture, [(scene, params, settings)], out)."""
     from pipeline.lecture_file import load_lecture
-    from scenes.params import DEFAULT_PROMPT, SCENES
+    from scenes.parts.params import DEFAULT_PROMPT
+    from scenes.registry import SCENES
 
     lecture = load_lecture(args.file, list(SCENES))
     cli = {k: getattr(args, k) for k in ("prompt", "model", "layer", "head", "analogy", "theme", "seed", "quality", "fps", "format")}
@@ -192,8 +193,8 @@ class Display:
 
 def render_scenes(items: list[tuple[str, object, RenderSettings]], out: Path | None, jobs: int | None,
                   quiet: bool = False, page_title: str | None = None) -> int:
-    from scenes.data import prepare
-    from scenes.params import scene_info
+    from scenes.parts.data import prepare
+    from scenes.registry import scene_entry
 
     if not items:
         raise UserError("no scenes to render")
@@ -211,10 +212,10 @@ def render_scenes(items: list[tuple[str, object, RenderSettings]], out: Path | N
             prepared[key] = prepare(group, params)
     scene_jobs, seen = [], {}
     for name, params, settings in items:
-        module, cls, _ = scene_info(name)
+        entry = scene_entry(name)
         seen[name] = seen.get(name, 0) + 1
         stem = name if seen[name] == 1 else f"{name}-{seen[name]}"
-        scene_jobs.append(SceneJob(name, module, cls, params.to_env(), settings.quality, settings.fps, settings.format,
+        scene_jobs.append(SceneJob(name, entry.module, entry.cls, params.to_env(), settings.quality, settings.fps, settings.format,
                                    settings.sections, stem))
 
     sweep_stale_work(out)
@@ -287,14 +288,14 @@ def sidecar(name: str, params, settings: RenderSettings, data) -> dict:
 
 
 def page_clip(name: str, params, settings: RenderSettings, data, info: dict) -> dict:
-    from scenes.params import scene_info
+    from scenes.registry import scene_entry
 
     choice = data.choice
     video = info["file"].name if settings.format != "png" else None
     mime = {"mp4": "video/mp4", "webm": "video/webm", "mov": "video/quicktime", "gif": "image/gif"}.get(settings.format, "")
     head = f"layer {choice.layer}, head {choice.head}" + (f" (auto: {choice.reason})" if choice.auto else " (chosen by hand)")
     return {
-        "name": info["name"], "line": scene_info(name)[2], "video": video or (info["poster"].name if info["poster"] else ""),
+        "name": info["name"], "line": scene_entry(name).line, "video": video or (info["poster"].name if info["poster"] else ""),
         "mime": mime, "poster": info["poster"].name if info["poster"] else None,
         "captions_vtt": info["captions_vtt"], "chapters_vtt": info["chapters_vtt"], "chapters": info["chapters"],
         "provenance": {"prompt": params.prompt, "model": data.trace.meta["model"]["display_name"],

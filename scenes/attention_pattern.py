@@ -1,6 +1,6 @@
 """attention-pattern: dot products, scaling, softmax.
 
-Storyboard (design/storyboards.md):
+Storyboard:
 1. the grid: keys down the left, queries across the top (said on screen), every cell the
    real q . k, each drawn with a square sized by its value;
 2. divide by sqrt(d_head) (the real number), then softmax down each query's column: the
@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from manim import DL, DOWN, LEFT, RIGHT, UL, UP, Create, FadeIn, FadeOut, VGroup, config
 
-from model import attention_facts as af
-from scenes.attention_parts import AttentionScene, NumberGrid
-from scenes.components import count, fit_width, label, number, token_label
-from scenes.theme import LABEL, SMALL
+from facts import attention as af
+from scenes.parts.attention_parts import AttentionScene, NumberGrid
+from scenes.parts.components import count, fit_width, label, number, token_label
+from scenes.parts.theme import LABEL, SMALL
 
 LIMIT = 8  # token positions shown in the grid; longer prompts are windowed
 CELL_W, CELL_H = 0.95, 0.5

@@ -1,6 +1,6 @@
 """cost: how training scores a prediction.
 
-Storyboard (design/storyboards.md):
+Storyboard:
 1. a real text (the prompt); at each position the probability the model gave to the token
    that actually came next, and its cost -log(p) (real values as bars);
 2. the curve of -log(p) over the positions, each token's point on it; the mean cost.
@@ -12,11 +12,11 @@ import math
 
 from manim import (DOWN, LEFT, RIGHT, UP, Create, FadeIn, LaggedStart, MathTypst, Rectangle, VGroup, config)
 
-from scenes.base import TransformerScene
-from scenes.components import fit_height, fit_width, label, token_label
-from scenes.plots import Plot, nice_ticks
-from scenes.provenance import Shown
-from scenes.theme import LABEL, SMALL, fmt_percent
+from scenes.parts.base import TransformerScene
+from scenes.parts.components import fit_height, fit_width, label, token_label
+from scenes.parts.plots import Plot, nice_ticks
+from scenes.parts.provenance import Shown
+from scenes.parts.theme import LABEL, SMALL, fmt_percent
 
 MAX_ROWS = 10  # positions listed in the first beat; longer texts show the start, "…", and the end
 LABELLED = 3  # points named on the curve: the dearest, the cheapest, the last

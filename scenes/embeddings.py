@@ -1,6 +1,6 @@
 """embeddings: tokens become vectors.
 
-Storyboard (design/storyboards.md):
+Storyboard:
 1. a token id picks a row of the embedding matrix W_E (real shape); the row comes out as a
    column vector of real numbers ("576 numbers");
 2. every token gets its vector;
@@ -17,11 +17,11 @@ import numpy as np
 from manim import (DOWN, LEFT, RIGHT, UP, Angle, Arrow, Circle, DashedLine, Dot, FadeIn, FadeOut, GrowArrow, Line,
                    LaggedStart, ReplacementTransform, TransformFromCopy, VGroup, Write, config)
 
-from model.analysis import rope_pair
-from scenes.base import TransformerScene
-from scenes.components import (ProbabilityBars, TokenStrip, VectorColumn, WeightMatrix, count, fit_height,
+from facts.attention import rope_pair
+from scenes.parts.base import TransformerScene
+from scenes.parts.components import (ProbabilityBars, TokenStrip, VectorColumn, WeightMatrix, count, fit_height,
                                fit_width, label, number, token_label)
-from scenes.theme import BODY, LABEL, SMALL, fmt, fmt_int
+from scenes.parts.theme import BODY, LABEL, SMALL, fmt, fmt_int
 
 COLUMN_WIDTH = 1.35  # room per token in the row of vectors
 
@@ -38,7 +38,7 @@ class Embeddings(TransformerScene):
         trace, theme, cfg = self.trace, self.theme, self.trace.config
         pos = self.focus
         tid = trace.tokens[pos]
-        corner = self.data.facts["W_E_corner"]
+        corner = self.data.embedding_corner
         ids = sorted(set(corner["rows"]) | {tid})
         rows, cols = [], corner["cols"][:3] + [None] + corner["cols"][3:]
         highlight = None
@@ -188,7 +188,7 @@ class Embeddings(TransformerScene):
         a1 = Arrow(origin, to_point(before), buff=0, color=theme.dim, stroke_width=5)
         a2 = Arrow(origin, to_point(after), buff=0, color=theme.query, stroke_width=5)
         i, head = pair["pair"], choice.head
-        src_b, src_a = f"blocks.{choice.layer}.attn.hook_q_pre_rope", f"blocks.{choice.layer}.attn.hook_q"
+        src_b, src_a = f"blocks.{choice.layer}.attn.hook_q", f"blocks.{choice.layer}.attn.hook_rot_q"
         lines = VGroup(
             label(f"query of {trace.pieces[pos]!r}, layer {choice.layer} head {head}", theme, LABEL),
             label(f"entries {2 * i} and {2 * i + 1} of {cfg.d_head}:", theme, SMALL, color=theme.dim),

@@ -1,6 +1,6 @@
 """kv-cache: why generation need not be quadratic (beyond the talk).
 
-Storyboard (design/storyboards.md):
+Storyboard:
 1. generating token t+1 reuses the keys and values of tokens 1..t: the cached K/V columns
    and the one new column computed; the real multiply-adds with and without the cache for
    this prompt (counted by torch as the model runs).
@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from manim import DOWN, LEFT, RIGHT, UP, Brace, FadeIn, GrowFromEdge, Indicate, LaggedStart, Square, VGroup, config
 
-from scenes.base import TransformerScene
-from scenes.components import TokenStrip, count, fit_width, label
-from scenes.plots import CountBars
-from scenes.theme import LABEL, SMALL, fmt_int
+from scenes.parts.base import TransformerScene
+from scenes.parts.components import TokenStrip, count, fit_width, label
+from scenes.parts.plots import CountBars
+from scenes.parts.theme import LABEL, SMALL, fmt_int
 
 CELL = 0.42
 

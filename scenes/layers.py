@@ -1,6 +1,6 @@
 """layers: what the last vector says as it rises (beyond the talk).
 
-Storyboard (design/storyboards.md):
+Storyboard:
 1. apply the final norm + unembedding to the residual stream after every layer ("logit
    lens"): the real top prediction per layer, as a column that settles.
 Then the final answer's probability, layer by layer, as a curve.
@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from manim import DOWN, LEFT, RIGHT, UP, Create, FadeIn, LaggedStart, Rectangle, SurroundingRectangle, VGroup, config
 
-from model.scene_facts import settling_layer
-from scenes.base import TransformerScene
-from scenes.components import TokenStrip, fit_height, fit_width, label, token_label
-from scenes.plots import Plot, nice_ticks
-from scenes.provenance import Shown
-from scenes.theme import BODY, LABEL, SMALL, fmt_percent
+from facts.prediction import settling_layer
+from scenes.parts.base import TransformerScene
+from scenes.parts.components import TokenStrip, fit_height, fit_width, label, token_label
+from scenes.parts.plots import Plot, nice_ticks
+from scenes.parts.provenance import Shown
+from scenes.parts.theme import BODY, LABEL, SMALL, fmt_percent
 
 ROWS_PER_COLUMN = 15
 

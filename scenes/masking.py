@@ -1,6 +1,6 @@
 """masking: later tokens must not leak.
 
-Storyboard (design/storyboards.md):
+Storyboard:
 1. why: in training every position predicts its next token at the same time, so no position
    may see the token it is predicting (the model's real probabilities for the prompt's own
    next tokens);
@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from manim import DOWN, LEFT, RIGHT, UL, UP, Arrow, FadeIn, Group, LaggedStart, VGroup, config
 
-from model.attention_facts import causal_cells
-from scenes.attention_parts import AttentionScene, NumberGrid, fit_height
-from scenes.components import TokenStrip, cell_grid_image, count, fit_width, label, token_label
-from scenes.provenance import Shown
-from scenes.theme import BODY, LABEL, SMALL, fmt_int, fmt_percent
+from facts.counts import causal_cells
+from scenes.parts.attention_parts import AttentionScene, NumberGrid, fit_height
+from scenes.parts.components import TokenStrip, cell_grid_image, count, fit_width, label, token_label
+from scenes.parts.provenance import Shown
+from scenes.parts.theme import BODY, LABEL, SMALL, fmt_int, fmt_percent
 
 LIMIT = 8
 CELL_W, CELL_H = 0.95, 0.5

@@ -1,6 +1,6 @@
 """mlp: the multi-layer perceptron.
 
-Storyboard (design/storyboards.md):
+Storyboard:
 1. one token's vector (after attention, real) -> up-projection (real size, e.g. 576 -> 1536)
    -> the model's real nonlinearity (SiLU-gated, or GELU) -> down-projection;
 2. the real hidden activations: the top 5 neurons for this token, and how many are near zero;
@@ -13,11 +13,11 @@ import numpy as np
 from manim import (DOWN, LEFT, RIGHT, UP, Arrow, FadeIn, GrowArrow, GrowFromEdge, Group, LaggedStart, MathTypst,
                    TransformFromCopy, VGroup, config)
 
-from model.scene_facts import NEAR_ZERO, mlp_neurons
-from scenes.base import TransformerScene
-from scenes.components import TokenStrip, VectorColumn, count, fit_width, label, number
-from scenes.plots import CountBars, MatrixBox, Plot, SignedRows, values_image
-from scenes.theme import BODY, LABEL, SMALL, fmt, fmt_int
+from facts.mlp import NEAR_ZERO, mlp_neurons
+from scenes.parts.base import TransformerScene
+from scenes.parts.components import TokenStrip, VectorColumn, count, fit_width, label, number
+from scenes.parts.plots import CountBars, MatrixBox, Plot, SignedRows, values_image
+from scenes.parts.theme import BODY, LABEL, SMALL, fmt, fmt_int
 
 ACTIVATION_NAMES = {"silu": "SiLU", "gelu": "GELU", "gelu_new": "GELU"}
 
@@ -38,7 +38,10 @@ class Mlp(TransformerScene):
         self.layer = self.data.choice.layer
         self.pos = self.data.focus
         cfg = self.trace.config
-        self.gated = f"blocks.{self.layer}.mlp.hook_gate" in self.trace
+        self.gated = f"blocks.{self.layer}.mlp.hook_pre_linear" in self.trace
+        # TransformerLens's names: hook_pre is what the nonlinearity reads (the gate, when gated)
+        self.up_hook = "mlp.hook_pre_linear" if self.gated else "mlp.hook_pre"
+        self.gate_hook = "mlp.hook_pre"
         self.act = ACTIVATION_NAMES.get(cfg.activation, cfg.activation)
         self.piece = self.trace.pieces[self.pos]
 
@@ -46,8 +49,11 @@ class Mlp(TransformerScene):
         return f"blocks.{self.layer}.{hook}"
 
     def column(self, hook: str, title: str, color=None, size: float = SMALL) -> VGroup:
-        values = self.trace[self.name(hook)][self.pos].numpy()
-        col = VectorColumn(values, self.theme, self.name(hook), (self.pos,), head=3, tail=2, size=size, color=color)
+        if hook == "ln2":  # the norm's output after its weight: what the MLP reads
+            values, source = np.array(self.data.norm_outputs["ln2"][self.pos]), f"norm_output:{self.name('ln2')}"
+        else:
+            values, source = self.trace[self.name(hook)][self.pos].numpy(), self.name(hook)
+        col = VectorColumn(values, self.theme, source, (self.pos,), head=3, tail=2, size=size, color=color)
         cap = label(title, self.theme, SMALL, color=color or self.theme.dim)
         group = VGroup(cap, col).arrange(DOWN, buff=0.2)
         group.col = col
@@ -72,10 +78,10 @@ class Mlp(TransformerScene):
     def beat_up(self):
         trace, theme, cfg = self.trace, self.theme, self.trace.config
         self.chip = self.token_chip()
-        x = self.column("ln2.hook_normalized", "what the MLP reads", theme.token_color(self.pos))
-        specs = [("W_in", "mlp.hook_pre", "up", theme.positive)]
+        x = self.column("ln2", "what the MLP reads", theme.token_color(self.pos))
+        specs = [("W_in", self.up_hook, "up", theme.positive)]
         if self.gated:
-            specs.append(("W_gate", "mlp.hook_gate", "gate", theme.accent))
+            specs.append(("W_gate", self.gate_hook, "gate", theme.accent))
         mats, cols, lines = [], [], VGroup()
         for name, hook, title, color in specs:  # one row per projection: matrix -> its output column
             m = MatrixBox(name, (cfg.d_model, cfg.d_mlp), ("config.d_model", "config.d_mlp"), theme,
@@ -102,7 +108,7 @@ class Mlp(TransformerScene):
         self.play(*[TransformFromCopy(x.col.body, c.col.body) for c in cols],
                   *[FadeIn(VGroup(c[1], c.col.left, c.col.right, c.col.length_label)) for c in cols],
                   *[GrowArrow(self.arrow(m.box, c)) for m, c in zip(mats, cols)], run_time=1.5)
-        first = float(trace[self.name("mlp.hook_pre")][self.pos, 0])
+        first = float(trace[self.name(self.up_hook)][self.pos, 0])
         self.caption(f"{cfg.d_mlp} neurons, each a dot product of the token's vector with one learned "
                      f"direction (the first up value here: {fmt(first)}).", 4)
         self.wait(1.5)
@@ -110,7 +116,7 @@ class Mlp(TransformerScene):
     def beat_nonlinearity(self):
         trace, theme, cfg = self.trace, self.theme, self.trace.config
         self.clear_stage(self.chip)
-        source = "mlp.hook_gate" if self.gated else "mlp.hook_pre"
+        source = "mlp.hook_pre"  # what the nonlinearity reads: the gate, or the up value
         inputs = trace[self.name(source)][self.pos].numpy()
         facts = mlp_neurons(trace, self.layer, self.pos)
         lo, hi = float(min(-4.0, np.floor(inputs.min()))), float(max(4.0, np.ceil(inputs.max())))
@@ -132,7 +138,7 @@ class Mlp(TransformerScene):
         if self.gated:
             formula = MathTypst(f"\"neuron\" = \"{self.act}\"(\"gate\") times \"up\"", color=theme.text, font_size=34)
             example = VGroup(label(f"neuron {best}:  {self.act}(", theme, SMALL),
-                             self.value("mlp.hook_gate", best), label(") ×", theme, SMALL), self.value("mlp.hook_pre", best),
+                             self.value(self.gate_hook, best), label(") ×", theme, SMALL), self.value(self.up_hook, best),
                              label("=", theme, SMALL), self.value("mlp.hook_post", best))
         else:
             formula = MathTypst(f"\"neuron\" = \"{self.act}\"(\"up\")", color=theme.text, font_size=34)
@@ -219,7 +225,7 @@ class Mlp(TransformerScene):
     def beat_parameters(self):
         theme, cfg = self.theme, self.trace.config
         self.clear_stage()
-        counts = self.data.parameter_counts
+        counts = dict(self.data.parameter_counts, attention=self.data.parameter_counts["attention"]["layer"])
         rows = CountBars([("attention", counts["attention"], "params.attention", theme.key),
                           ("MLP", counts["mlp"], "params.mlp", theme.value)], theme, width=6.0, spacing=0.8).lines
         name_w = max(r[0].width for r in rows)

@@ -1,6 +1,6 @@
 """multi-head: many heads in parallel.
 
-Storyboard (design/storyboards.md):
+Storyboard:
 1. every head of the chosen layer side by side, each its real pattern;
 2. each head proposes its own change for the story token; the changes are summed (each
    through its slice of W_O) and added to the residual stream: the real size of each;
@@ -14,10 +14,10 @@ import math
 
 from manim import DOWN, LEFT, RIGHT, UP, Create, FadeIn, Group, LaggedStart, Rectangle, VGroup, config
 
-from model import attention_facts as af
-from scenes.attention_parts import AttentionScene, SignedBars, fit_height, pattern_image
-from scenes.components import count, fit_width, label, token_label
-from scenes.theme import LABEL, SMALL, fmt_int
+from facts import attention as af
+from scenes.parts.attention_parts import AttentionScene, SignedBars, fit_height, pattern_image
+from scenes.parts.components import count, fit_width, label, token_label
+from scenes.parts.theme import LABEL, SMALL, fmt_int
 
 
 class MultiHead(AttentionScene):
@@ -91,7 +91,7 @@ class MultiHead(AttentionScene):
         trace, theme, cfg = self.trace, self.theme, self.trace.config
         L = self.layer
         self.clear_stage()
-        counts = self.data.attention_parameters
+        counts = dict(self.data.parameter_counts["attention"], all_layers=self.data.parameter_counts["attention_all"])
 
         def line(*parts) -> VGroup:
             return VGroup(*parts).arrange(RIGHT, buff=0.12)

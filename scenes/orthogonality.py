@@ -1,6 +1,6 @@
 """orthogonality: how much fits in high dimensions.
 
-Storyboard (design/storyboards.md):
+Storyboard:
 1. exactly perpendicular: at most N directions in N dimensions;
 2. nearly perpendicular (every pair within 88-92 degrees): a real torch experiment packs
    unit vectors in growing dimension (model/orthogonality.py, run when the scene is built,
@@ -14,10 +14,10 @@ import math
 
 from manim import (DOWN, LEFT, ORIGIN, RIGHT, UP, Arc, Arrow, Create, FadeIn, GrowArrow, Line, VGroup, config)
 
-from scenes.base import TransformerScene
-from scenes.components import count, fit_width, label
-from scenes.plots import Plot, nice_ticks
-from scenes.theme import BODY, LABEL, SMALL, fmt_int
+from scenes.parts.base import TransformerScene
+from scenes.parts.components import count, fit_width, label
+from scenes.parts.plots import Plot, nice_ticks
+from scenes.parts.theme import BODY, LABEL, SMALL, fmt_int
 
 
 class Orthogonality(TransformerScene):

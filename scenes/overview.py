@@ -1,11 +1,12 @@
 """overview: what the model does, end to end.
 
-Storyboard (design/storyboards.md):
+Storyboard:
 1. the prompt as text: predict what comes next;
 2. it splits into token boxes that flow into a stack with the model's real shape
    (layers, d_model, parameter count from the weights);
 3. out of the top: the real top-k next-token probabilities;
-4. one token is sampled (seeded) and appended; the loop runs a few more times, live.
+4. one token is sampled (seeded) and appended; the loop runs a few more times, live: the same
+   continuation as the prediction scene's (facts.generation.samples).
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from __future__ import annotations
 from manim import (DOWN, LEFT, RIGHT, UP, Arrow, FadeIn, FadeOut, GrowFromEdge, Indicate, LaggedStart,
                    ReplacementTransform, RoundedRectangle, VGroup, Write, config)
 
-from scenes.base import TransformerScene
-from scenes.components import ProbabilityBars, PromptText, TokenStrip, count, fit_width, label
-from scenes.theme import BODY, LABEL, SMALL, fmt_int, fmt_percent, visible_piece
+from scenes.parts.base import TransformerScene
+from facts.generation import SAMPLE_STEPS
+from scenes.parts.components import ProbabilityBars, PromptText, TokenStrip, count, fit_width, label, sample_rows
+from scenes.parts.theme import BODY, LABEL, SMALL, fmt_int, fmt_percent, visible_piece
 
 MAX_SLABS = 32  # draw at most this many layer slabs; deeper models are elided
 
@@ -37,7 +39,6 @@ class Overview(TransformerScene):
 
     def beat_stack(self):
         trace, theme, cfg = self.trace, self.theme, self.trace.config
-        facts = self.data.facts
         strip = TokenStrip(trace.pieces, trace.tokens, theme, focus=[len(trace.tokens) - 1], max_width=8.5, size=LABEL * 0.9)
         strip.to_edge(DOWN, buff=0.75).set_x(-2.3)
         self.caption(f"First the text is cut into {len(trace.tokens)} tokens.", 3)
@@ -56,7 +57,7 @@ class Overview(TransformerScene):
         width = VGroup(label("every token is a vector of", theme, SMALL),
                        count(cfg.d_model, theme, "config.d_model", size=SMALL),
                        label("numbers", theme, SMALL)).arrange(RIGHT, buff=0.1)
-        params = VGroup(count(facts["parameters"], theme, "params.total", size=SMALL),
+        params = VGroup(count(self.data.parameter_counts["total"], theme, "params.total", size=SMALL),
                         label("learned parameters", theme, SMALL)).arrange(RIGHT, buff=0.1)
         name = label(trace.meta["model"]["display_name"], theme, LABEL, bold=True)
         info = VGroup(name, layers, width, params).arrange(DOWN, aligned_edge=LEFT, buff=0.22)
@@ -65,7 +66,7 @@ class Overview(TransformerScene):
         if n_draw < cfg.n_layers:
             info.add(label(f"(showing {n_draw} of {cfg.n_layers} layers)", theme, SMALL, color=theme.dim))
         self.caption(f"{trace.meta['model']['display_name']}: {cfg.n_layers} layers of attention and MLP, "
-                     f"{cfg.d_model} numbers per token, {fmt_int(facts['parameters'])} parameters.", 4)
+                     f"{cfg.d_model} numbers per token, {fmt_int(self.data.parameter_counts['total'])} parameters.", 4)
         self.play(LaggedStart(*[GrowFromEdge(s, DOWN) for s in slabs], lag_ratio=0.03), run_time=1.5)
         flow = [b.copy() for b in strip.boxes.values()]
         self.play(*[f.animate.move_to(slabs[0]).scale(0.3).set_opacity(0) for f in flow],
@@ -74,16 +75,10 @@ class Overview(TransformerScene):
         self.wait(1.5)
         self.info = info
 
-    def next_rows(self, step: dict, main: bool) -> list[tuple]:
-        """Bar rows for one prediction step: (piece, probability, index, prompt)."""
-        n = len(self.trace.tokens)
-        return [(t["piece"], t["probability"], (n - 1 if main else -1, t["id"]), None if main else step["prompt"])
-                for t in step["top"]]
-
     def beat_prediction(self):
         trace, theme = self.trace, self.theme
-        rows = self.next_rows(self.data.generation[0], main=True)
-        bars = ProbabilityBars(rows, theme, bar_width=2.6, size=LABEL * 0.9)
+        rows, _ = sample_rows(self.data.samples, 0)
+        bars = ProbabilityBars(rows, theme, bar_width=2.6, size=LABEL * 0.9, source="sample.probs")
         title = label("next token", theme, LABEL, color=theme.dim)
         panel = VGroup(title, bars).arrange(DOWN, aligned_edge=LEFT, buff=0.3)
         self.play(self.info.animate.scale(0.8).to_corner(UP + RIGHT, buff=0.5).shift(DOWN * 0.4), run_time=0.8)
@@ -102,31 +97,33 @@ class Overview(TransformerScene):
 
     def beat_loop(self):
         trace, theme = self.trace, self.theme
-        steps = self.data.generation
+        steps = self.data.samples
         self.clear_stage(self.panel)
         self.caption(f"To write more, pick one token (sampled with seed {self.params.seed}), "
                      "append it, and run the whole model again.", 4)
-        text = self.generated_text(steps[0]["prompt"], "")
+        text = self.generated_text(trace.prompt, "")
         text.to_edge(UP, buff=1.3)
         self.play(FadeIn(text), self.panel.animate.move_to(DOWN * 1.0), run_time=1)
         bars = self.bars
         appended = ""
         for k, step in enumerate(steps):
-            chosen = step["top"][step["chosen"]]
-            self.play(Indicate(bars.lines[step["chosen"]], color=theme.accent, scale_factor=1.08), run_time=0.8)
-            appended += chosen["piece"]
+            chosen = step["chosen"]
+            _, row = sample_rows(steps, k)
+            self.play(Indicate(bars.lines[row], color=theme.accent, scale_factor=1.08), run_time=0.8)
+            appended += chosen["token"]
             new_text = self.generated_text(trace.prompt, appended).move_to(text, aligned_edge=UP)
-            self.caption(f"Step {k + 1}: sampled {chosen['piece']!r} ({fmt_percent(chosen['probability'])}).", 2)
+            self.caption(f"Step {k + 1}: sampled {chosen['token']!r} ({fmt_percent(chosen['probability'])}).", 2)
             self.play(ReplacementTransform(text, new_text), run_time=0.7)
             text = new_text
             if k + 1 < len(steps):
-                nxt = steps[k + 1]
-                new_bars = ProbabilityBars(self.next_rows(nxt, main=False), theme, bar_width=2.6, size=LABEL * 0.9)
+                new_bars = ProbabilityBars(sample_rows(steps, k + 1)[0], theme, bar_width=2.6, size=LABEL * 0.9,
+                                           source="sample.probs")
                 new_bars.move_to(bars, aligned_edge=LEFT)
                 self.play(ReplacementTransform(bars, new_bars), run_time=0.8)
                 bars = new_bars
-        if len(steps) == 1:
-            self.caption(f"The prompt is at the {len(trace.tokens)}-token limit, so the loop stops after one token.", 3)
+        if len(steps) < SAMPLE_STEPS:
+            self.caption(f"The prompt nearly fills the model's {trace.config.n_ctx}-token context, "
+                         f"so the loop stops after {len(steps)}.", 3)
         self.caption(f"{len(steps)} tokens later the model has written {appended!r}, one forward pass per token.", 4)
         self.wait(2)
 

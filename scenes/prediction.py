@@ -1,26 +1,29 @@
 """prediction: from the last vector to the next token.
 
-Storyboard (design/storyboards.md):
+Storyboard:
 1. the final vector (real) times the unembedding matrix gives one logit per vocabulary
    entry; the top logits as bars with their tokens;
 2. softmax with a temperature turns logits into probabilities (the real distribution at
    T = 0, 0.5, 1, 2); a token is sampled (seeded) and appended;
 3. repeat for a few tokens: the text grows, each step's real distribution shown.
 
-Same seed, same tokens, same video (model/generate.py samples with a seeded generator).
+Same seed, same tokens, same video (facts/generation.py samples with a seeded generator), and
+the same tokens as the overview's loop.
 """
 
 from __future__ import annotations
 
+import numpy as np
 from manim import (DOWN, LEFT, RIGHT, UP, Arrow, FadeIn, FadeOut, GrowArrow, Indicate, LaggedStart, MathTypst,
                    ReplacementTransform, SurroundingRectangle, VGroup, config)
 
-from model.scene_facts import SAMPLE_TEMPERATURE, TEMPERATURES
-from scenes.base import TransformerScene
-from scenes.components import ProbabilityBars, TokenStrip, VectorColumn, fit_width, label
-from scenes.plots import MatrixBox
-from scenes.provenance import Shown
-from scenes.theme import LABEL, SMALL, fmt, fmt_int, fmt_percent
+from facts.attention import TEMPERATURES
+from facts.generation import SAMPLE_TEMPERATURE
+from scenes.parts.base import TransformerScene
+from scenes.parts.components import ProbabilityBars, TokenStrip, VectorColumn, fit_width, label, sample_rows
+from scenes.parts.plots import MatrixBox
+from scenes.parts.provenance import Shown
+from scenes.parts.theme import LABEL, SMALL, fmt, fmt_int, fmt_percent
 
 CONTEXT_TOKENS = 7  # prompt tokens kept in view before the generated ones
 
@@ -60,26 +63,15 @@ class Prediction(TransformerScene):
         strip.set_x(0)
         return strip
 
-    def step_rows(self, step: int) -> tuple[list[tuple], int]:
-        """Bar rows of sampling step `step` (its real top 5, plus the drawn token if it is not among
-        them) and the row of the drawn token."""
-        s = self.steps[step]
-        rows = [(t["token"], t["probability"], (step, t["id"]), None) for t in s["top"]]
-        ids = [t["id"] for t in s["top"]]
-        chosen = s["chosen"]
-        if chosen["id"] not in ids:
-            rows.append((chosen["token"], chosen["probability"], (step, chosen["id"]), None))
-        return rows, [r[2][1] for r in rows].index(chosen["id"])
-
     def step_bars(self, step: int) -> ProbabilityBars:
-        rows, chosen = self.step_rows(step)
+        rows, chosen = sample_rows(self.steps, step)
         return ProbabilityBars(rows, self.theme, bar_width=3.2, size=LABEL * 0.9, highlight=chosen, source="sample.probs")
 
     # ------------------------------------------------------------------ beats
     def beat_logits(self):
         trace, theme, cfg = self.trace, self.theme, self.trace.config
         pos = self.last
-        vec = VectorColumn(trace["ln_final.hook_normalized"][pos].numpy(), theme, "ln_final.hook_normalized", (pos,),
+        vec = VectorColumn(np.array(self.data.norm_outputs["ln_final"][pos]), theme, "norm_output:ln_final", (pos,),
                            head=3, tail=2, size=SMALL, color=theme.token_color(pos))
         vec_title = VGroup(label("last token's final vector", theme, SMALL, color=theme.dim),
                            TokenStrip(trace.pieces, trace.tokens, theme, positions=[pos], size=SMALL)).arrange(DOWN, buff=0.15)
@@ -151,7 +143,7 @@ class Prediction(TransformerScene):
         self.clear_stage()
         strip = self.place_strip(self.context_strip(0))
         bars = self.step_bars(0)
-        rows, chosen = self.step_rows(0)
+        rows, chosen = sample_rows(self.steps, 0)
         note = VGroup(label(f"T = {t_text(SAMPLE_TEMPERATURE)}", theme, LABEL),
                       label(f"seed {self.params.seed}", theme, LABEL, color=theme.dim)).arrange(DOWN, aligned_edge=LEFT)
         panel = VGroup(bars, note).arrange(RIGHT, buff=1.0)
@@ -175,7 +167,7 @@ class Prediction(TransformerScene):
         self.caption("Then the whole model runs again on the longer text, and the next token is drawn the same way.", 4)
         for step in range(1, len(self.steps)):
             new_bars = self.step_bars(step).move_to(bars, aligned_edge=UP + LEFT)
-            rows, chosen = self.step_rows(step)
+            rows, chosen = sample_rows(self.steps, step)
             s = self.steps[step]
             self.play(ReplacementTransform(bars, new_bars), run_time=0.9)
             bars = new_bars

@@ -1,6 +1,6 @@
 """qkv: queries and keys.
 
-Storyboard (design/storyboards.md):
+Storyboard:
 1. one token's vector (as attention reads it, after the layer's norm) times W_Q (real,
    d_model -> d_head) gives its query; the same for a key with W_K. Query yellow, key teal;
 2. every token gets a query and a key;
@@ -14,10 +14,10 @@ import numpy as np
 from manim import (DOWN, LEFT, RIGHT, UL, UP, Arrow, DashedLine, Dot, FadeIn, GrowArrow, LaggedStart, Line,
                    Rectangle, VGroup, config)
 
-from model import attention_facts as af
-from scenes.attention_parts import AttentionScene, fit_height, matrix_view, row_of_vectors, vector_with_length
-from scenes.components import TokenStrip, count, fit_width, label, number, token_label
-from scenes.theme import BODY, LABEL, SMALL
+from facts import attention as af
+from scenes.parts.attention_parts import AttentionScene, fit_height, matrix_view, row_of_vectors, vector_with_length
+from scenes.parts.components import TokenStrip, count, fit_width, label, number, token_label
+from scenes.parts.theme import BODY, LABEL, SMALL
 
 COLUMN_WIDTH = 1.3
 
@@ -35,16 +35,16 @@ class Qkv(AttentionScene):
         head = self.head if which == "q" else self.kv
         matrix = matrix_view(name, corners[name], theme, f"attn.{name}", (self.layer, self.head), color=color)
         token = TokenStrip(trace.pieces, trace.tokens, theme, positions=[pos], size=SMALL)
-        x = vector_with_length(trace[f"blocks.{self.layer}.ln1.hook_normalized"][pos].numpy(), theme,
-                               f"blocks.{self.layer}.ln1.hook_normalized", (pos,), "config.d_model", scale=0.3)
+        x = vector_with_length(np.array(self.data.norm_outputs["ln1"][pos]), theme,
+                               f"norm_output:blocks.{self.layer}.ln1", (pos,), "config.d_model", scale=0.3)
         token.next_to(x.column, UP, buff=0.15)
-        pre = vector_with_length(trace[self.hook(f"hook_{which}_pre_rope")][pos, head].numpy(), theme,
-                                 self.hook(f"hook_{which}_pre_rope"), (pos, head), "config.d_head", scale=3)
+        pre = vector_with_length(trace[self.hook(f"hook_{which}")][pos, head].numpy(), theme,
+                                 self.hook(f"hook_{which}"), (pos, head), "config.d_head", scale=3)
         rows = [matrix, label("×", theme, BODY), VGroup(token, x), label("=", theme, BODY), pre]
         self.rotary = trace.config.positional == "rotary"
         if self.rotary:
-            after = vector_with_length(trace[self.hook(f"hook_{which}")][pos, head].numpy(), theme,
-                                       self.hook(f"hook_{which}"), (pos, head), "config.d_head", color=color, scale=3,
+            after = vector_with_length(trace[self.hook(f"hook_rot_{which}")][pos, head].numpy(), theme,
+                                       self.hook(f"hook_rot_{which}"), (pos, head), "config.d_head", color=color, scale=3,
                                        caption="query" if which == "q" else "key")
             turn = VGroup(label("turn by", theme, SMALL, color=theme.dim),
                           label("position", theme, SMALL, color=theme.dim),
@@ -76,7 +76,7 @@ class Qkv(AttentionScene):
             self.caption(f"{cfg.name} then turns the query by an angle set by its position (RoPE). "
                          "Every query and key from here on is the turned one, as the dot products use it.", 4)
             self.play(FadeIn(qrow[5:]), run_time=1.0)
-        first = float(trace[self.hook("hook_q")][q, self.head, 0])
+        first = float(trace[self.qk("q")][q, self.head, 0])
         self.caption(f"The result is {self.piece(q)}'s query: {cfg.d_head} numbers, starting {first:+.2f}. "
                      "It is what this token is looking for.", 3)
         self.wait(1)
@@ -90,9 +90,9 @@ class Qkv(AttentionScene):
         self.clear_stage()
         room = int((config.frame_width - 2.2) // COLUMN_WIDTH)
         positions = self.grid_positions(room)
-        queries = row_of_vectors(trace, positions, self.hook("hook_q"), lambda p: (p, self.head), theme, theme.query,
+        queries = row_of_vectors(trace, positions, self.qk("q"), lambda p: (p, self.head), theme, theme.query,
                                  COLUMN_WIDTH, scale=3)
-        keys = row_of_vectors(trace, positions, self.hook("hook_k"), lambda p: (p, self.kv), theme, theme.key,
+        keys = row_of_vectors(trace, positions, self.qk("k"), lambda p: (p, self.kv), theme, theme.key,
                               COLUMN_WIDTH, scale=3, boxes=False)
         keys.next_to(queries, DOWN, buff=0.35).align_to(queries, LEFT)
         q_label = label("queries", theme, LABEL, color=theme.query).next_to(queries.cols, LEFT, buff=0.3)

@@ -1,6 +1,6 @@
 """softmax: numbers to weights, and temperature.
 
-Storyboard (design/storyboards.md):
+Storyboard:
 1. a real list of numbers (the story query's scores) as bars; exponentiate, then divide by
    the total: bars become weights that sum to 1;
 2. temperature: the same scores at T = 0 (all weight on the largest, no division by zero),
@@ -14,11 +14,11 @@ import math
 import numpy as np
 from manim import DOWN, LEFT, RIGHT, UP, FadeIn, MathTypst, ReplacementTransform, VGroup, config
 
-from model import attention_facts as af
-from model.attention_facts import TEMPERATURES
-from scenes.attention_parts import AttentionScene, SignedBars, fit_height
-from scenes.components import fit_width, label, number, token_label
-from scenes.theme import LABEL, SMALL
+from facts import attention as af
+from facts.attention import TEMPERATURES
+from scenes.parts.attention_parts import AttentionScene, SignedBars, fit_height
+from scenes.parts.components import fit_width, label, number, token_label
+from scenes.parts.theme import LABEL, SMALL
 
 MAX_BARS = 6  # longer columns show their largest scores; the caption counts the rest
 

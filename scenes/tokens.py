@@ -1,6 +1,6 @@
 """tokens: text becomes tokens.
 
-Storyboard (design/storyboards.md):
+Storyboard:
 1. the prompt as plain text splits into coloured token boxes at the tokenizer's real
    boundaries; words that split are pointed out;
 2. every box shows its integer id; the tokenizer's vocabulary size;
@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from manim import DOWN, LEFT, RIGHT, UP, Brace, Group, config, FadeIn, FadeOut, GrowFromCenter, LaggedStart, Write, VGroup
 
-from scenes.base import TransformerScene
-from scenes.components import AttentionGrid, PromptText, TokenStrip, cell_grid_image, count, fit_height, label
-from scenes.theme import BODY, LABEL, SMALL, fmt_int
+from scenes.parts.base import TransformerScene
+from scenes.parts.components import AttentionGrid, PromptText, TokenStrip, cell_grid_image, count, fit_height, label
+from scenes.parts.theme import BODY, LABEL, SMALL, fmt_int
 
 MAX_GRID_TOKENS = 10
 

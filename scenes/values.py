@@ -1,6 +1,6 @@
 """values: how attention changes a vector.
 
-Storyboard (design/storyboards.md):
+Storyboard:
 1. values: each token's vector (after the layer's norm) times W_V gives its value vector (red);
 2. the story column: the values weighted by the real attention weights and summed (= the
    trace's hook_z), then through the head's slice of W_O: this head's change (hook_result);
@@ -14,10 +14,10 @@ from __future__ import annotations
 import numpy as np
 from manim import DOWN, RIGHT, UP, FadeIn, LaggedStart, VGroup, config
 
-from model import attention_facts as af
-from scenes.attention_parts import AttentionScene, fit_height, matrix_view, row_of_vectors, vector_with_length
-from scenes.components import TokenStrip, fit_width, label, number
-from scenes.theme import BODY, LABEL, SMALL
+from facts import attention as af
+from scenes.parts.attention_parts import AttentionScene, fit_height, matrix_view, row_of_vectors, vector_with_length
+from scenes.parts.components import TokenStrip, fit_width, label, number
+from scenes.parts.theme import BODY, LABEL, SMALL
 
 COLUMN_WIDTH = 1.3
 MAX_TERMS = 3  # weighted values drawn in the sum; the rest are counted
@@ -33,8 +33,8 @@ class Values(AttentionScene):
         corners = self.data.weight_corners
         matrix = matrix_view("W_V", corners["W_V"], theme, "attn.W_V", (self.layer, self.head), color=theme.value)
         token = TokenStrip(trace.pieces, trace.tokens, theme, positions=[q], size=SMALL)
-        x = vector_with_length(trace[f"blocks.{self.layer}.ln1.hook_normalized"][q].numpy(), theme,
-                               f"blocks.{self.layer}.ln1.hook_normalized", (q,), "config.d_model", scale=0.3)
+        x = vector_with_length(np.array(self.data.norm_outputs["ln1"][q]), theme,
+                               f"norm_output:blocks.{self.layer}.ln1", (q,), "config.d_model", scale=0.3)
         token.next_to(x.column, UP, buff=0.15)
         v = vector_with_length(trace[self.hook("hook_v")][q, self.kv].numpy(), theme, self.hook("hook_v"), (q, self.kv),
                                "config.d_head", color=theme.value, scale=2, caption="value")

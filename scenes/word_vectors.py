@@ -1,6 +1,6 @@
 """word-vectors: directions carry meaning.
 
-Storyboard (design/storyboards.md):
+Storyboard:
 1. king - man + woman on the model's own input embeddings: the arithmetic, then the real
    top-5 nearest tokens to the result (cosine, the three inputs excluded);
 2. a second analogy, from the CLI (default uncle - man + woman);
@@ -12,10 +12,10 @@ from __future__ import annotations
 import numpy as np
 from manim import (DOWN, LEFT, RIGHT, UP, Arrow, Dot, FadeIn, GrowArrow, LaggedStart, Line, VGroup, config)
 
-from scenes.base import TransformerScene
-from scenes.components import ProbabilityBars, VectorColumn, fit_height, fit_width, label, number, token_label
-from scenes.params import FIRST_ANALOGY
-from scenes.theme import BODY, LABEL, SMALL, fmt, fmt_percent
+from scenes.parts.base import TransformerScene
+from scenes.parts.components import ProbabilityBars, VectorColumn, fit_height, fit_width, label, number, token_label
+from scenes.parts.params import FIRST_ANALOGY
+from scenes.parts.theme import BODY, LABEL, SMALL, fmt, fmt_percent
 
 
 class WordVectors(TransformerScene):

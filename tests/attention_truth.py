@@ -29,10 +29,16 @@ def _weight(scene, layer: int, name: str) -> torch.Tensor:
     return loaded(scene.params.model).model.weight(f"blocks.{layer}.attn.{name}").detach().float()
 
 
+def _qk(trace, layer: int, which: str) -> torch.Tensor:
+    """Queries or keys as q . k uses them: TransformerLens's hook_rot_* on rotary models."""
+    rot = f"blocks.{layer}.attn.hook_rot_{which}"
+    return trace[rot] if rot in trace else trace[f"blocks.{layer}.attn.hook_{which}"]
+
+
 def _scores(trace, layer, head, q):
     cfg = trace.config
-    qv = trace[f"blocks.{layer}.attn.hook_q"][q, head]
-    k = trace[f"blocks.{layer}.attn.hook_k"][: q + 1, head * cfg.n_kv_heads // cfg.n_heads]
+    qv = _qk(trace, layer, "q")[q, head]
+    k = _qk(trace, layer, "k")[: q + 1, head * cfg.n_kv_heads // cfg.n_heads]
     return (k @ qv) / math.sqrt(cfg.d_head)
 
 
@@ -43,7 +49,7 @@ def truth(shown, scene):
     if src == "attn.qk":
         L, H, q, k = idx
         kv = H * cfg.n_kv_heads // cfg.n_heads
-        return float(trace[f"blocks.{L}.attn.hook_q"][q, H] @ trace[f"blocks.{L}.attn.hook_k"][k, kv])
+        return float(_qk(trace, L, "q")[q, H] @ _qk(trace, L, "k")[k, kv])
     if src == "attn.exp":
         L, H, q, k = idx
         return math.exp(float(_scores(trace, L, H, q)[k])) if k <= q else 0.0

@@ -16,9 +16,10 @@ def build(scene: str, **env):
     """Run a scene's construct with animations skipped (no frames, no video); return the scene."""
     from manim import tempconfig
 
-    from scenes.params import scene_info
+    from scenes.registry import scene_entry
 
-    module, cls, _ = scene_info(scene)
+    entry = scene_entry(scene)
+    module, cls = entry.module, entry.cls
     old = {k: os.environ.get(k) for k in env}
     os.environ.update({k: str(v) for k, v in env.items()})
     try:
@@ -89,6 +90,13 @@ def truth(shown, scene):
         return trace[name].shape[-1] if name in trace.tensors else cfg.d_model
     if src == "shape(W_E)":
         return (cfg.vocab_size, cfg.d_model)[idx[0]]
+    if src.startswith("norm_output:"):  # (pos, i): the norm's output after its weight (and bias)
+        norm = src.split(":", 1)[1]
+        weights = dict(loaded(params.model).model.named_parameters())
+        out = trace[f"{norm}.hook_normalized"][idx[0]] * weights[f"{norm}.w"].detach()
+        if f"{norm}.b" in weights:
+            out = out + weights[f"{norm}.b"].detach()
+        return float(out[idx[1:]]) if len(idx) > 1 else out
     if src == "params.total":
         return parameter_count(params.model)
     if src == "rope.angle":
@@ -127,7 +135,7 @@ def check_shown(scene) -> int:
     """Every value a scene drew equals its source; every number drawn has a source. Returns how many were checked."""
     from manim import Text
 
-    from scenes.theme import fmt, fmt_int, fmt_percent, visible_piece
+    from scenes.parts.theme import fmt, fmt_int, fmt_percent, visible_piece
 
     checked = 0
     for m in scene.seen.values():

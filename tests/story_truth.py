@@ -2,7 +2,7 @@
 orthogonality, layers, kv-cache) put on screen; `scene_helpers.truth` falls back to this.
 
 Each source is recomputed from the trace or the weights by a different code path from the
-scene's (model/scene_facts.py): e.g. logit-lens values by running the final norm and the
+scene's (facts/): e.g. logit-lens values by running the final norm and the
 unembedding here, multiply-adds from the analytic formula, sampled-step probabilities by a
 full forward pass without the KV cache.
 """
@@ -63,7 +63,7 @@ def story_truth(shown, scene):
     if src == "axis":  # a scale mark, not data
         return shown.value
     if src == "probs@T":  # (position, temperature, token id)
-        from model.generate import softmax_with_temperature  # T = 0 is argmax: tested in test_model_generate
+        from facts.generation import softmax_with_temperature  # T = 0 is argmax: tested in test_model_generate
 
         pos, t, tid = idx
         logits = _trace(shown, scene)["logits"][pos]
@@ -74,7 +74,7 @@ def story_truth(shown, scene):
         ids = tuple(trace.tokens) + tuple(s["chosen"]["id"] for s in steps[:step])
         return float(_full_forward(model, ids).softmax(-1)[tid])
     if src == "mlp.near_zero":  # (layer, position)
-        from model.scene_facts import NEAR_ZERO
+        from facts.mlp import NEAR_ZERO
 
         layer, pos = idx
         post = trace[f"blocks.{layer}.mlp.hook_post"][pos]
@@ -109,8 +109,8 @@ def story_truth(shown, scene):
     if src == "kv.per_token":
         return 2 * cfg.n_layers * cfg.n_kv_heads * cfg.d_head
     if src == "ortho.count":  # (dim,): the cached experiment's count; it must respect the Welch bound
-        from model.orthogonality import experiment
-        from model.scene_facts import ORTHOGONALITY_DIMS, TOLERANCE_DEG
+        from facts.geometry import experiment
+        from facts.geometry import ORTHOGONALITY_DIMS, TOLERANCE_DEG
 
         rows = {r["dim"]: r for r in experiment(ORTHOGONALITY_DIMS, TOLERANCE_DEG, scene.params.seed)}
         count = rows[idx[0]]["count"]
@@ -118,7 +118,7 @@ def story_truth(shown, scene):
         assert idx[0] <= count and (idx[0] * e2 >= 1 or count <= idx[0] * (1 - e2) / (1 - idx[0] * e2))
         return count
     if src == "ortho.welch":  # (dim,): the Welch bound, floored, from its formula
-        from model.scene_facts import TOLERANCE_DEG
+        from facts.geometry import TOLERANCE_DEG
 
         d = idx[0]
         e2 = math.sin(math.radians(TOLERANCE_DEG)) ** 2

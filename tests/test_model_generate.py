@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from conftest import DEFAULT_PROMPT
-from model.generate import generate, multiply_adds, softmax_with_temperature
+from facts.counts import multiply_adds
+from facts.generation import generate, softmax_with_temperature
 from model.transformer import KVCache
 
 

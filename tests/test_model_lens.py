@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from model.lens import logit_lens, mean_cost, next_token_costs
+from facts.prediction import logit_lens, mean_cost, next_token_costs
 from model.trace import get_trace
 
 

@@ -1,6 +1,7 @@
 """The embedded SmolLM2-135M: real predictions, trace invariants, caches, tokenizer."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -72,7 +73,7 @@ def test_trace_shapes_and_rope(default_trace, smollm2):
     assert t["blocks.3.attn.hook_result"].shape == (n, c.n_heads, c.d_model)
     assert t["blocks.3.mlp.hook_post"].shape == (n, c.d_mlp)
     # Position 0 is not rotated; later positions are, and rotation keeps each pair's length.
-    q_pre, q = t["blocks.3.attn.hook_q_pre_rope"], t["blocks.3.attn.hook_q"]
+    q_pre, q = t["blocks.3.attn.hook_q"], t["blocks.3.attn.hook_rot_q"]
     torch.testing.assert_close(q[0], q_pre[0])
     assert not torch.allclose(q[5], q_pre[5])
     pair_norm = lambda x: x.reshape(*x.shape[:-1], -1, 2).norm(dim=-1)  # noqa: E731
@@ -89,8 +90,66 @@ def test_weights_are_reachable_by_name(smollm2, default_trace):
     assert m.weight("unembed.W_U").shape == (576, 49152)
     # hook_embed rows are rows of W_E
     torch.testing.assert_close(default_trace["hook_embed"], m.weight("embed.W_E")[default_trace.tokens])
-    # logits = final normalised stream @ W_U
-    torch.testing.assert_close(default_trace["logits"], default_trace["ln_final.hook_normalized"] @ m.weight("unembed.W_U"), atol=1e-4, rtol=1e-4)
+    # logits = final normalised stream, times the final norm's weight, @ W_U
+    final = default_trace["ln_final.hook_normalized"] * m.weight("ln_final.w")
+    torch.testing.assert_close(default_trace["logits"], final @ m.weight("unembed.W_U"), atol=1e-4, rtol=1e-4)
+
+
+# --------------------------------------------------------------------------- hooks mean what TransformerLens means
+
+def test_hook_rot_q_is_hook_q_turned_by_the_position_angles(default_trace, smollm2):
+    """hook_q / hook_k are before RoPE; hook_rot_q / hook_rot_k are each pair (2i, 2i+1) turned by
+    p * base^(-2i/d_head), computed here from the formula, not with the model's own helper."""
+    c = smollm2.config
+    for which in ("q", "k"):
+        before, after = default_trace[f"blocks.2.attn.hook_{which}"], default_trace[f"blocks.2.attn.hook_rot_{which}"]
+        n, heads, d = before.shape
+        for p in (0, 3, n - 1):
+            for i in (0, 7, d // 2 - 1):
+                angle = p * c.rope_base ** (-2 * i / d)
+                x, y = before[p, :, 2 * i].double(), before[p, :, 2 * i + 1].double()
+                want = torch.stack([x * math.cos(angle) - y * math.sin(angle), x * math.sin(angle) + y * math.cos(angle)], 1)
+                torch.testing.assert_close(after[p, :, 2 * i: 2 * i + 2].double(), want, atol=1e-5, rtol=1e-4)
+
+
+def test_hook_normalized_is_before_the_norm_weight_and_feeds_attention_and_mlp(default_trace, smollm2):
+    """hook_normalized = x / hook_scale (RMS); times the norm's weight it is what W_Q and W_gate read."""
+    m, t = smollm2.model, default_trace
+    L = 4
+    x = t[f"blocks.{L}.hook_resid_pre"].double()
+    scale = (x.pow(2).mean(-1, keepdim=True) + smollm2.config.norm_eps).sqrt()
+    torch.testing.assert_close(t[f"blocks.{L}.ln1.hook_scale"].double(), scale, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(t[f"blocks.{L}.ln1.hook_normalized"].double(), x / scale, atol=1e-5, rtol=1e-5)
+    read_by_attention = t[f"blocks.{L}.ln1.hook_normalized"] * m.weight(f"blocks.{L}.ln1.w")
+    q = torch.einsum("pd,hde->phe", read_by_attention, m.weight(f"blocks.{L}.attn.W_Q"))
+    torch.testing.assert_close(t[f"blocks.{L}.attn.hook_q"], q, atol=1e-4, rtol=1e-4)
+    read_by_mlp = t[f"blocks.{L}.ln2.hook_normalized"] * m.weight(f"blocks.{L}.ln2.w")
+    torch.testing.assert_close(t[f"blocks.{L}.mlp.hook_pre"], read_by_mlp @ m.weight(f"blocks.{L}.mlp.W_gate"), atol=1e-4, rtol=1e-4)
+
+
+def test_gated_mlp_multiplies_the_gate_and_the_up_projection(default_trace, smollm2):
+    """Gated MLP, TransformerLens's names: hook_pre is the gate (what SiLU reads), hook_pre_linear the
+    up-projection, hook_post = silu(hook_pre) * hook_pre_linear, and W_out of that is hook_mlp_out."""
+    m, t = smollm2.model, default_trace
+    L = 7
+    x = t[f"blocks.{L}.ln2.hook_normalized"] * m.weight(f"blocks.{L}.ln2.w")
+    torch.testing.assert_close(t[f"blocks.{L}.mlp.hook_pre_linear"], x @ m.weight(f"blocks.{L}.mlp.W_in"), atol=1e-4, rtol=1e-4)
+    gate = t[f"blocks.{L}.mlp.hook_pre"].double()
+    post = gate / (1 + torch.exp(-gate)) * t[f"blocks.{L}.mlp.hook_pre_linear"].double()
+    torch.testing.assert_close(t[f"blocks.{L}.mlp.hook_post"].double(), post, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(t[f"blocks.{L}.hook_mlp_out"], t[f"blocks.{L}.mlp.hook_post"] @ m.weight(f"blocks.{L}.mlp.W_out"),
+                               atol=1e-4, rtol=1e-4)
+
+
+def test_unknown_activation_is_refused():
+    from model.config import ModelConfig
+    from model.errors import UserError
+
+    cfg = ModelConfig("x", "gpt2", 1, 8, 2, 2, 4, 32, 50257, 16, 1e-5, activation="relu")
+    with pytest.raises(UserError, match="unknown activation 'relu'"):
+        cfg.validate()
+    with pytest.raises(UserError, match="unknown family"):
+        ModelConfig("x", "mamba", 1, 8, 2, 2, 4, 32, 50257, 16, 1e-5).validate()
 
 
 def test_trace_cache_hit_does_not_load_the_model(smollm2, monkeypatch):
@@ -225,9 +284,9 @@ def test_special_token_text_in_a_prompt_is_plain_text(smollm2):
 def test_real_smollm2_matches_transformers_with_the_same_weights(smollm2, default_trace):
     """Real pre-trained weights, not only random ones: transformers' Llama gives the same logits and patterns."""
     pytest.importorskip("transformers")
-    from model.hf_folder import transformers_llama
+    from builders import transformers_from_gguf
 
-    hf = transformers_llama(smollm2.config, smollm2.model.state_dict())
+    hf = transformers_from_gguf(smollm2.source.path)  # transformers' own GGUF reader: not our converter
     with torch.no_grad():
         out = hf(torch.tensor([default_trace.tokens]), output_attentions=True)
     torch.testing.assert_close(default_trace["logits"], out.logits[0], atol=1e-3, rtol=1e-4)

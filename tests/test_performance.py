@@ -17,15 +17,15 @@ import model.loading as loading
 def refuse(*args, **kwargs):
     raise SystemExit("the model was loaded")
 loading.load_gguf = loading.load_hf = refuse
-from scenes.data import NEEDS, prepare
-from scenes.params import Params
+from scenes.parts.data import NEEDS, prepare
+from scenes.parts.params import Params
 data = prepare(list(NEEDS), Params(prompt=sys.argv[1]))
 print(len(data.trace.tokens))
 """
 
 
 def test_rendering_a_traced_prompt_does_not_load_the_model(smollm2, tmp_path, monkeypatch):
-    from model.files import cache_dir
+    from model.cache import cache_dir
 
     cache = tmp_path / "cache"  # fresh: no traces, no facts; the float weights shared
     cache.mkdir()
@@ -34,8 +34,8 @@ def test_rendering_a_traced_prompt_does_not_load_the_model(smollm2, tmp_path, mo
     prompt = "An owl watched the quiet river"
     first = subprocess.run([sys.executable, "-c", NO_LOADING, prompt], cwd=ROOT, capture_output=True, text=True)
     assert first.returncode != 0 and "the model was loaded" in first.stderr  # the trap works: nothing cached yet ...
-    from scenes.data import NEEDS, prepare
-    from scenes.params import Params
+    from scenes.parts.data import NEEDS, prepare
+    from scenes.parts.params import Params
 
     prepare(list(NEEDS), Params(prompt=prompt))  # ... trace and facts computed once ...
     again = subprocess.run([sys.executable, "-c", NO_LOADING, prompt], cwd=ROOT, capture_output=True, text=True)
@@ -46,8 +46,8 @@ def test_rendering_a_traced_prompt_does_not_load_the_model(smollm2, tmp_path, mo
 def test_fast_copy_is_a_true_deep_copy():
     from manim import Square, VGroup
 
-    from scenes.components import label
-    from scenes.theme import get_theme
+    from scenes.parts.components import label
+    from scenes.parts.theme import get_theme
 
     group = VGroup(label("fluffy", get_theme("dark")), Square().set_fill(opacity=0.5))
     twin = group.copy()
@@ -71,7 +71,7 @@ def test_held_frame_encodes_the_same_bytes(tmp_path, repeat):
     from manim._config.video_encoder import VideoEncoderSpec
     from manim.scene.video_segment_encoder import VideoSegmentEncoder
 
-    from scenes import compat
+    from scenes.parts import compat
 
     spec = VideoEncoderSpec("mp4", "libx264", "yuv420p", 64, 48, Fraction(15), (("crf", "23"),))
     rng = np.random.default_rng(0)

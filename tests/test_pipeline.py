@@ -12,7 +12,8 @@ from pipeline import captions
 from pipeline.lecture_file import load_lecture
 from pipeline.page import lecture_page
 from pipeline.render import default_out, slug
-from scenes.params import SCENES, Params
+from scenes.parts.params import Params
+from scenes.registry import SCENES
 
 SRT = """1
 00:00:00,000 --> 00:00:04,000

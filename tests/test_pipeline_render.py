@@ -32,7 +32,7 @@ def lecture_out(tmp_path_factory):
 
 def test_lecture_writes_every_output(lecture_out, default_trace):
     from pipeline.lecture_file import load_lecture
-    from scenes.params import SCENES
+    from scenes.registry import SCENES
 
     lecture = load_lecture(ROOT / "assets" / "lectures" / "intro.toml", list(SCENES))
     stems, seen = [], {}

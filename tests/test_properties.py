@@ -35,7 +35,7 @@ def test_any_prompt_is_refused_cleanly_or_round_trips(smollm2, prompt):
 @pytest.fixture
 def scratch_cache(tmp_path, monkeypatch):
     """A fresh trace cache (random prompts stay out of the shared one) that shares the weight cache."""
-    from model.files import cache_dir
+    from model.cache import cache_dir
 
     shared = cache_dir()
     for name in ("weights", "fingerprints"):

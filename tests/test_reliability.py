@@ -104,7 +104,7 @@ def write_exploit(path: Path, marker: Path) -> None:
 
 def tiny_gpt2_folder(folder: Path, n_ctx: int = 8) -> Path:
     """A one-layer GPT-2 (GPT-2's own 50257-token vocabulary) with a context of `n_ctx`, random weights."""
-    from model.hf_folder import write_random_gpt2
+    from builders import write_random_gpt2
 
     return write_random_gpt2(folder, d_model=16, n_ctx=n_ctx)
 

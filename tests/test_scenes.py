@@ -11,9 +11,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from scene_helpers import build, check_shown  # noqa: E402
 
-from model.analysis import choose_head, word_spans  # noqa: E402
+from facts.attention import choose_head, word_spans  # noqa: E402
 from model.trace import get_trace  # noqa: E402
-from scenes.params import DEFAULT_PROMPT, SCENES, Params, parse_analogy, parse_choice  # noqa: E402
+from scenes.parts.params import DEFAULT_PROMPT, Params, parse_analogy, parse_choice
+from scenes.registry import SCENES  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 ALL = list(SCENES)

@@ -16,9 +16,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from scene_helpers import build, check_shown  # noqa: E402
 
-from model import attention_facts as af  # noqa: E402
+from facts import attention as af  # noqa: E402
 from model.trace import get_trace  # noqa: E402
-from scenes.params import DEFAULT_PROMPT, SCENES  # noqa: E402
+from scenes.parts.params import DEFAULT_PROMPT
+from scenes.registry import SCENES  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 ATTENTION = [name for name in ("qkv", "attention-pattern", "softmax", "masking", "values", "multi-head") if name in SCENES]
@@ -105,7 +106,7 @@ def test_render_at_the_length_limit(tmp_path):
         assert (tmp_path / f"{name}.mp4").stat().st_size > 10_000
 
 
-# --------------------------------------------------------------------------- model/attention_facts.py
+# --------------------------------------------------------------------------- facts/attention.py
 
 def test_dot_products_make_the_scores():
     trace = get_trace(DEFAULT_PROMPT)
@@ -131,14 +132,14 @@ def test_temperatures_and_counts():
     assert w[0.0] == [0.0, 1.0, 0.0]
     assert all(math.isclose(sum(v), 1.0) for v in w.values())
     assert w[2.0][1] < w[1.0][1] < w[0.5][1]
-    counts = af.parameter_counts("smollm2-135m", 1)
-    assert counts["W_Q"] == 576 * 64 * 9 and counts["W_K"] == 576 * 64 * 3
-    assert counts["layer"] == counts["W_Q"] + counts["W_K"] + counts["W_V"] + counts["W_O"]
     assert af.sharing(get_trace(DEFAULT_PROMPT).config) == [[0, 1, 2], [3, 4, 5], [6, 7, 8]]
     assert af.causal_cells(10) == 55
 
 
 def test_grid_window_keeps_the_story():
-    assert af.grid_window(5, [3], 9) == [0, 1, 2, 3, 4]
-    w = af.grid_window(254, [62, 60, 61], 9)
+    from scenes.parts.components import token_window
+
+    assert token_window([1.0] * 5, [3], 9, 0.0, keep_last=False) == [0, 1, 2, 3, 4]
+    w = token_window([1.0] * 254, [62, 60, 61], 9, 0.0, keep_last=False)
     assert {0, 60, 61, 62} <= set(w) and len([p for p in w if p is not None]) == 9 and w[1] is None
+    assert w[-1] is None  # the tokens after the story are elided, not the last one kept

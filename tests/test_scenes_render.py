@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from scenes.params import SCENES
+from scenes.registry import SCENES
 
 ROOT = Path(__file__).resolve().parent.parent
 TRICKY = 'Zoë said <b> & "naïve" antidisestablishmentarianism'

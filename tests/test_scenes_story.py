@@ -18,8 +18,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from scene_helpers import build, check_shown  # noqa: E402
 
-from model.generate import generate  # noqa: E402
-from scenes.params import DEFAULT_PROMPT  # noqa: E402
+from facts.generation import generate  # noqa: E402
+from scenes.parts.params import DEFAULT_PROMPT  # noqa: E402
 
 
 def shown_sources(scene) -> dict[str, list]:
@@ -62,7 +62,8 @@ def test_mlp_shows_the_real_layer(built, default_trace):
     scene = built("mlp")
     layer, pos = scene.layer, scene.pos
     sources = shown_sources(scene)
-    for hook in ("ln2.hook_normalized", "mlp.hook_pre", "mlp.hook_gate", "mlp.hook_post", "hook_mlp_out", "hook_resid_post"):
+    assert f"norm_output:blocks.{layer}.ln2" in sources  # what the MLP reads: the norm's output after its weight
+    for hook in ("mlp.hook_pre", "mlp.hook_pre_linear", "mlp.hook_post", "hook_mlp_out", "hook_resid_post"):
         assert f"blocks.{layer}.{hook}" in sources, hook
     post = default_trace[f"blocks.{layer}.mlp.hook_post"][pos]
     strongest = int(post.abs().argmax())

@@ -1,4 +1,4 @@
-"""Four patches to manim 0.22, installed when a scene imports scenes.components:
+"""Four patches to manim 0.22, installed by `install()` when a TransformerScene is created:
 
 1. A workaround for Pillow >= 12: Camera.display_image_mobject builds a blank float image
    with Image.fromarray(..., mode="RGBA"), which Pillow now refuses, so any ImageMobject
@@ -115,11 +115,9 @@ INFLIGHT_ENCODERS = 2
 
 
 def install() -> None:
+    """Patch manim (idempotent). TransformerScene.__init__ calls it before manim makes its renderer."""
     config.max_inflight_encoders = max(config.max_inflight_encoders, INFLIGHT_ENCODERS)
     Camera.display_image_mobject = display_axis_aligned_image
     VideoSegmentEncoder.write_frame = write_held_frame
     Mobject.__deepcopy__ = copy_mobject
     VMobjectFromSVGPath.__deepcopy__ = copy_glyph
-
-
-install()

@@ -4,7 +4,7 @@ A scene subclass lists its beats (method names) in `beats`; `construct` runs eac
 own section (`next_section`), so lecturers can cut clips. Each beat must add at least one
 subcaption quoting live values (`self.caption`).
 
-Parameters come from environment variables (see scenes/params.py), so
+Parameters come from environment variables (see scenes/parts/params.py), so
 `manim -ql scenes/tokens.py Tokens` works with the defaults. With MT_STILLS=DIR set, the
 last frame of every beat is also written to DIR/NN-beat.png (for contact sheets).
 """
@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from manim import DOWN, LEFT, UL, UP, ImageMobject, Mobject, Scene, Text, VGroup, config
 
+from . import compat
 from .components import FRAME_MARGIN, ProvenanceTag, label
 from .data import SceneData
 from .params import Params
@@ -27,6 +28,10 @@ from .theme import TITLE, get_theme
 class TransformerScene(Scene):
     beats: tuple[str, ...] = ()
     title_text: str = ""
+
+    def __init__(self, *args, **kwargs):
+        compat.install()  # before manim builds its renderer and encoders
+        super().__init__(*args, **kwargs)
 
     def setup(self):
         if os.environ.get("MT_FAIL_SCENE") == type(self).__name__:  # fault injection, for the CLI's failure tests

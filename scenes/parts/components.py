@@ -14,7 +14,6 @@ import numpy as np
 from manim import (DOWN, LEFT, RIGHT, UP, ORIGIN, Arrow, Circle, DashedLine, Dot, ImageMobject, Line,
                    Rectangle, RoundedRectangle, Square, Text, VGroup, VMobject, config)
 
-from . import compat  # noqa: F401  (ImageMobject fix, see scenes/compat.py)
 from .provenance import Shown
 from .theme import FONT, LABEL, MONO, SMALL, Theme, fmt, fmt_int, fmt_percent, visible_piece
 
@@ -84,9 +83,11 @@ def token_label(piece: str, theme: Theme, size: float = LABEL, color=None, sourc
 
 # --------------------------------------------------------------------------- windows
 
-def token_window(widths: Sequence[float], focus: Iterable[int], budget: float, gap: float) -> list[int | None]:
+def token_window(widths: Sequence[float], focus: Iterable[int], budget: float, gap: float,
+                 keep_last: bool = True) -> list[int | None]:
     """Which tokens to draw when they do not all fit: the focus tokens, then their neighbours,
-    the first and the last token; `None` marks an elided run (drawn as "…", `gap` wide).
+    the first and (with keep_last) the last token; `None` marks an elided run (drawn as "…",
+    `gap` wide). Strips and attention grids (widths all 1, budget = cells) both use it.
 
     widths: each token's drawn width (same units as budget).
     """
@@ -94,7 +95,7 @@ def token_window(widths: Sequence[float], focus: Iterable[int], budget: float, g
     if sum(widths) <= budget:
         return list(range(n))
     focus = sorted({f for f in focus if 0 <= f < n}) or [n - 1]
-    anchors = focus + [0, n - 1]
+    anchors = focus + [0] + ([n - 1] if keep_last else [])
 
     def cost(chosen: set[int]) -> float:
         ordered = sorted(chosen)
@@ -357,6 +358,17 @@ class WeightMatrix(VGroup):
 
 
 # --------------------------------------------------------------------------- bars
+
+def sample_rows(steps: Sequence[dict], step: int) -> tuple[list[tuple], int]:
+    """ProbabilityBars rows for one step of `facts.generation.samples` (its real top tokens, plus
+    the drawn token when it is not among them; source "sample.probs") and the drawn token's row."""
+    s = steps[step]
+    rows = [(t["token"], t["probability"], (step, t["id"]), None) for t in s["top"]]
+    chosen = s["chosen"]
+    if chosen["id"] not in [t["id"] for t in s["top"]]:
+        rows.append((chosen["token"], chosen["probability"], (step, chosen["id"]), None))
+    return rows, [r[2][1] for r in rows].index(chosen["id"])
+
 
 class ProbabilityBars(VGroup):
     """Horizontal bars: token, bar (length = probability), percentage.

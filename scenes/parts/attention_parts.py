@@ -6,7 +6,7 @@ multi-head). Like scenes/components.py, every value drawn carries a `Shown` with
   are windowed.
 - `SignedBars`: vertical bars for a short list of signed numbers (scores, weights, norms).
 - `pattern_image`: a whole attention pattern as one image (any prompt length, cheap).
-- `matrix_view`: an elided weight matrix (W_Q, W_K, W_V, W_O) from model.attention_facts.
+- `matrix_view`: an elided weight matrix (W_Q, W_K, W_V, W_O) from facts.attention.
 - `vector_with_length`: a VectorColumn with its real length for vectors that are not d_model
   long (VectorColumn's own label assumes d_model).
 - `row_of_vectors`: one elided column per token under its token box, windowed.
@@ -24,11 +24,11 @@ from typing import Callable, Sequence
 import numpy as np
 from manim import DOWN, LEFT, RIGHT, UP, ImageMobject, ManimColor, Rectangle, Text, VGroup, config
 
-from model.attention_facts import grid_window, kv_head
+from facts.attention import kv_head, qk_hook
 
-from . import compat  # noqa: F401  (ImageMobject fix)
 from .base import TransformerScene
-from .components import (TokenStrip, VectorColumn, WeightMatrix, count, fit_width, label, number, token_label)
+from .components import (TokenStrip, VectorColumn, WeightMatrix, count, fit_width, label, number, token_label,
+                         token_window)
 from .theme import LABEL, SMALL, Theme
 
 
@@ -233,7 +233,7 @@ def pattern_image(pattern, theme: Theme, side: float, color=None, min_pixels: in
 
 def matrix_view(name: str, corners: dict, theme: Theme, source: str, prefix: tuple, size: float = SMALL,
                 color=None) -> WeightMatrix:
-    """An elided weight matrix from model.attention_facts.weight_corners: first rows/columns,
+    """An elided weight matrix from facts.attention.weight_corners: first rows/columns,
     ⋮/⋯, the last; its real shape below. Entry (r, c) has index prefix + (r, c) in `source`."""
     rows_idx, cols_idx = corners["rows"], corners["cols"]
     cols = cols_idx[:-1] + [None] + cols_idx[-1:]
@@ -334,14 +334,18 @@ class AttentionScene(TransformerScene):
         return list(self.data.choice.keys)
 
     def hook(self, name: str) -> str:
-        """The trace name of this layer's attention tensor, e.g. hook("hook_q")."""
+        """The trace name of this layer's attention tensor, e.g. hook("hook_pattern")."""
         return f"blocks.{self.layer}.attn.{name}"
+
+    def qk(self, which: str) -> str:
+        """The queries ("q") or keys ("k") that q . k uses: after RoPE on rotary models."""
+        return qk_hook(self.trace.config, self.layer, which)
 
     def piece(self, pos: int) -> str:
         return repr(self.trace.pieces[pos])
 
     def grid_positions(self, limit: int) -> list[int | None]:
-        return grid_window(len(self.trace.tokens), [self.query, *self.story_keys], limit)
+        return token_window([1.0] * len(self.trace.tokens), [self.query, *self.story_keys], limit, 0.0, keep_last=False)
 
     def place_grid(self, grid: NumberGrid) -> NumberGrid:
         """A grid at the left of the stage, under the header, leaving room for its sums below."""

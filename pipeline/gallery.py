@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from model.files import atomic_path
+from model.cache import atomic_path
 
 GAP = 8
 

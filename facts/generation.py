@@ -1,0 +1,66 @@
+"""Generation: temperature and the one sampler (seeded, with the KV cache).
+
+Sampling is reproducible: the same seed gives the same tokens, in every scene that samples
+(`samples` is the only way a scene gets sampled text). Temperature 0 means "always the most
+likely token" (argmax), handled without dividing by zero.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from model.cache import cached
+from model.loading import LoadedModel, shared
+from model.tokenizer import token_pieces
+from model.trace import encode_prompt
+from model.transformer import KVCache
+
+SAMPLE_STEPS = 5  # tokens sampled after the prompt, in every scene that samples
+SAMPLE_TEMPERATURE = 1.0  # the model's own distribution
+
+
+def softmax_with_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """logits: [..., vocab] -> probabilities. T < 1 sharpens, T > 1 flattens, T = 0 is argmax."""
+    if temperature < 0:
+        raise ValueError("temperature must be >= 0")
+    if temperature == 0:
+        return torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)
+    return (logits / temperature).softmax(-1)
+
+
+def sample(probabilities: torch.Tensor, generator: torch.Generator) -> int:
+    """One token id drawn from a [vocab] distribution."""
+    return int(torch.multinomial(probabilities.cpu(), 1, generator=generator))
+
+
+def generate(loaded: LoadedModel, prompt: str, n_new: int, temperature: float = 1.0, seed: int = 0, top_k: int = 5) -> list[dict]:
+    """Sample n_new tokens one at a time, with a KV cache. Each step records its real top-k.
+
+    Stops early at the model's context length (a learned-position model has no position past it)."""
+    ids = encode_prompt(loaded, prompt)
+    n_new = min(n_new, loaded.config.n_ctx - len(ids))
+    generator = torch.Generator().manual_seed(seed)
+    past = KVCache()
+    new_input = torch.tensor(ids, device=loaded.device)
+    steps = []
+    for _ in range(n_new):
+        logits = loaded.model(new_input, past=past)[-1].float().cpu()  # [vocab], the last position's
+        probs = softmax_with_temperature(logits, temperature)
+        chosen = sample(probs, generator)
+        top_p, top_ids = probs.topk(top_k)
+        steps.append({
+            "context": token_pieces(loaded.encoding, ids),
+            "top": [{"id": int(i), "token": t, "probability": float(p)}
+                    for i, t, p in zip(top_ids, token_pieces(loaded.encoding, top_ids.tolist()), top_p)],
+            "chosen": {"id": chosen, "token": token_pieces(loaded.encoding, [chosen])[0], "probability": float(probs[chosen])},
+        })
+        ids = ids + [chosen]
+        new_input = torch.tensor([chosen], device=loaded.device)
+    return steps
+
+
+@cached("samples")
+def samples(model: str, prompt: str, n_new: int = SAMPLE_STEPS, seed: int = 0,
+            temperature: float = SAMPLE_TEMPERATURE, top_k: int = 5) -> list[dict]:
+    """`generate` on the model named `model`, cached: the model is loaded only on a cache miss."""
+    return generate(shared(model), prompt, n_new, temperature, seed, top_k)

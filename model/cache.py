@@ -1,0 +1,172 @@
+"""The one cache: where everything derived from a model is kept, how it is written, how it is keyed.
+
+Everything lives under `cache_dir()`:
+
+    weights/   dequantized GGUF weights (safetensors), keyed by the file's sha256 and the loader code
+    traces/    one forward pass (safetensors + json), keyed by model fingerprint, prompt and model code
+    derived/   the JSON value of a facts function, keyed by its name, its arguments (a model by
+               its fingerprint, a trace by its hash) and the code of model/ and facts/
+    fingerprints/  sha256 of a checkpoint, memoised per (path, size, mtime)
+
+`code_version(...)` is the sha256 of every source file of the named packages. Every key includes
+it, so a value computed by other code is never served: change one line of the transformer and
+every trace is computed afresh. It is coarser than "the function and what it calls" (any edit in
+facts/ recomputes every fact), and that is the point: a call graph can be missed, a file hash
+cannot.
+
+Every file is written under a temporary name and renamed into place (`atomic_path`), and every
+JSON entry carries its own sha256: an entry that fails it, or does not parse, is recomputed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import inspect
+import json
+import os
+import tempfile
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parents[1]  # the project: model/, facts/, scenes/ ...
+
+
+def cache_dir() -> Path:
+    """$MANIM_TRANSFORMER_CACHE, or ~/.cache/manim-transformer."""
+    root = os.environ.get("MANIM_TRANSFORMER_CACHE") or Path.home() / ".cache" / "manim-transformer"
+    return Path(root)
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_text(*parts: str) -> str:
+    return hashlib.sha256("\0".join(parts).encode("utf-8")).hexdigest()
+
+
+@functools.cache
+def code_version(*packages: str) -> str:
+    """sha256 over the source of every .py file in the named packages (e.g. "model", "facts")."""
+    h = hashlib.sha256()
+    for package in packages:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            h.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path):
+    """Yield a temporary path beside `path`; on success it is renamed onto `path` in one step.
+
+    On any error (or Ctrl-C) the temporary file is removed and an earlier `path` is untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; give it a normal file's mode
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- checksummed JSON entries
+
+def write_json(path: Path, value: Any) -> None:
+    """Write {"sha256": ..., "value": ...} atomically; the hash covers the value's canonical JSON."""
+    body = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    atomic_write_text(path, json.dumps({"sha256": sha256_text(body), "value": value}, ensure_ascii=False))
+
+
+def read_json(path: Path) -> Any:
+    """The value of an entry written by `write_json`; raises ValueError if it is damaged or edited."""
+    try:
+        entry = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"cache entry {Path(path).name} cannot be read ({e})") from None
+    if not isinstance(entry, dict) or set(entry) != {"sha256", "value"}:
+        raise ValueError(f"cache entry {Path(path).name} is not a cache entry")
+    body = json.dumps(entry["value"], ensure_ascii=False, sort_keys=True)
+    if entry["sha256"] != sha256_text(body):
+        raise ValueError(f"cache entry {Path(path).name} fails its checksum")
+    return entry["value"]
+
+
+def entry_path(kind: str, key: str, suffix: str = ".json") -> Path:
+    """The file for (kind, key), always inside cache_dir(): the name is a hash, never user text."""
+    return cache_dir() / kind / f"{sha256_text(kind, key)[:40]}{suffix}"
+
+
+# --------------------------------------------------------------------------- the decorator for facts
+
+_MEMORY: OrderedDict[str, Any] = OrderedDict()  # this process's recent values, by key
+_MEMORY_SIZE = 256
+
+
+def key_part(name: str, value: Any) -> str:
+    """How an argument enters a key: a model by its fingerprint, a trace by its hash, else repr."""
+    if name == "model" and isinstance(value, str):
+        from .loading import resolve  # model/loading imports this module
+
+        return f"model:{resolve(value).fingerprint}"
+    if hasattr(value, "meta") and hasattr(value, "tensors"):  # a Trace (not imported: no cycle)
+        return f"trace:{value.hash}"
+    return repr(value)
+
+
+def cached(kind: str, packages: tuple[str, ...] = ("model", "facts")) -> Callable:
+    """Cache a function's JSON-able result on disk (and in memory) under its arguments and code.
+
+    Cold and warm calls return the same thing: the value is passed through JSON either way
+    (tuples come back as lists, dict keys as strings).
+    """
+    def wrap(fn: Callable) -> Callable:
+        signature = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def inner(*args, **kwargs):
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            parts = [f"{fn.__module__}.{fn.__qualname__}", code_version(*packages)]
+            parts += [f"{n}={key_part(n, v)}" for n, v in bound.arguments.items()]
+            key = sha256_text(*parts)
+            if key in _MEMORY:
+                _MEMORY.move_to_end(key)
+                return _MEMORY[key]
+            path = entry_path(f"derived/{kind}", key)
+            try:
+                value = read_json(path)
+            except ValueError:
+                value = json.loads(json.dumps(fn(*args, **kwargs), ensure_ascii=False))
+                write_json(path, value)
+            _MEMORY[key] = value
+            if len(_MEMORY) > _MEMORY_SIZE:
+                _MEMORY.popitem(last=False)
+            return value
+
+        inner.uncached = fn
+        return inner
+    return wrap

@@ -1,0 +1,120 @@
+"""Everything a scene reads, fetched through facts/ (and so through the one cache). Never imports manim.
+
+`prepare(names, params)` runs once in the CLI's process, before the scenes' worker processes
+start, so that each worker finds its trace and facts in the cache: every attribute a registry
+entry lists in `needs` is computed there.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from facts import attention, counts, generation, geometry, prediction
+from model.trace import Trace, get_trace
+from scenes.registry import scene_entry
+
+from .params import FIRST_ANALOGY, Params
+
+TOP_K = 5
+
+
+class SceneData:
+    def __init__(self, params: Params):
+        self.params = params
+
+    @cached_property
+    def trace(self) -> Trace:
+        return get_trace(self.params.prompt, self.params.model, self.params.device)
+
+    @cached_property
+    def choice(self) -> attention.HeadChoice:
+        return attention.choose_head(self.trace, self.params.layer, self.params.head)
+
+    @property
+    def focus(self) -> int:
+        """The token the scenes follow: the story head's query token."""
+        return self.choice.query
+
+    @cached_property
+    def words(self) -> list[tuple[int, int]]:
+        return attention.word_spans(self.trace.pieces)
+
+    @cached_property
+    def parameter_counts(self) -> dict:
+        return counts.parameter_counts(self.params.model)
+
+    @cached_property
+    def samples(self) -> list[dict]:
+        """The one seeded continuation of the prompt (every scene that samples shows this one)."""
+        return generation.samples(self.params.model, self.params.prompt, generation.SAMPLE_STEPS, self.params.seed)
+
+    # ---- embeddings and word vectors
+    @cached_property
+    def embedding_corner(self) -> dict:
+        return geometry.embedding_corner(self.params.model)
+
+    def neighbours(self, token_id: int) -> list[dict]:
+        return geometry.neighbours(token_id, self.params.model, TOP_K)
+
+    @cached_property
+    def focus_neighbours(self) -> list[dict]:
+        return self.neighbours(self.trace.tokens[self.focus])
+
+    @cached_property
+    def analogies(self) -> list[tuple[str, str, str]]:
+        return [FIRST_ANALOGY, tuple(self.params.analogy)]
+
+    def analogy(self, words: tuple[str, str, str]) -> dict:
+        return geometry.analogy(tuple(words), self.params.model, TOP_K)
+
+    @cached_property
+    def analogy_results(self) -> list[dict]:
+        return [self.analogy(words) for words in self.analogies]
+
+    @cached_property
+    def projection(self) -> dict:
+        return geometry.analogy_projection(self.analogies, self.params.model)
+
+    @cached_property
+    def orthogonality(self) -> dict:
+        return geometry.orthogonality(self.trace.config.d_model, self.params.seed)
+
+    # ---- attention and the MLP: the story head's layer
+    @cached_property
+    def weight_corners(self) -> dict:
+        return attention.weight_corners(self.params.model, self.choice.layer, self.choice.head)
+
+    @cached_property
+    def norm_outputs(self) -> dict[str, list[list[float]]]:
+        """What the story layer's attention ("ln1") and MLP ("ln2") read, and the unembedding
+        ("ln_final"): each norm's output after its learned weight, [pos][d_model]."""
+        L = self.choice.layer
+        return {short: attention.norm_output(self.trace, self.params.model, name)
+                for short, name in (("ln1", f"blocks.{L}.ln1"), ("ln2", f"blocks.{L}.ln2"), ("ln_final", "ln_final"))}
+
+    # ---- prediction, cost, layers, kv-cache
+    @cached_property
+    def temperatures(self) -> dict:
+        return prediction.temperature_table(self.trace, self.params.model)
+
+    @cached_property
+    def costs(self) -> dict:
+        return prediction.cost_summary(self.trace)
+
+    @cached_property
+    def lens(self) -> list[dict]:
+        return prediction.lens_rows(self.trace, self.params.model)
+
+    @cached_property
+    def kv_counts(self) -> dict:
+        return counts.kv_cache_counts(self.trace, self.params.model)
+
+
+def prepare(names: list[str], params: Params) -> SceneData:
+    """Compute (or find cached) everything the named scenes will read. Raises UserError early."""
+    data = SceneData(params)
+    data.choice  # noqa: B018  (the trace and the story head: every scene reads them)
+    for name in names:
+        for need in scene_entry(name).needs:
+            getattr(data, need)
+    return data
