@@ -98,6 +98,8 @@ class Trace:
         with atomic_path(path) as tmp:
             save_file({k: v.contiguous() for k, v in self.tensors.items()}, str(tmp))
             self.meta["trace_hash"] = sha256_file(tmp)
+        self.meta.pop("meta_sha256", None)
+        self.meta["meta_sha256"] = meta_checksum(self.meta)
         atomic_write_text(path.with_suffix(".json"), json.dumps(self.meta, indent=1, ensure_ascii=False))
 
     @classmethod
@@ -106,11 +108,20 @@ class Trace:
         path = Path(path)
         try:
             meta = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
-            if meta.get("trace_format") != TRACE_FORMAT or sha256_file(path) != meta.get("trace_hash"):
-                raise ValueError("hash or format mismatch")
+            if not isinstance(meta, dict) or meta.get("trace_format") != TRACE_FORMAT:
+                raise ValueError("not a trace of this version")
+            if meta.get("meta_sha256") != meta_checksum(meta) or sha256_file(path) != meta.get("trace_hash"):
+                raise ValueError("hash mismatch: the tensors or the metadata were changed")
             return cls(load_file(path), meta)
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, TypeError) as e:
             raise UserError(f"trace {path} is damaged or from another version ({e})") from None
+
+
+def meta_checksum(meta: dict) -> str:
+    """sha256 of a trace's metadata (prompt, tokens, pieces, model ...) without its own checksum:
+    an edited cached trace can never put made-up tokens on screen."""
+    body = {k: v for k, v in meta.items() if k != "meta_sha256"}
+    return sha256_text(json.dumps(body, sort_keys=True, ensure_ascii=False))
 
 
 def check_prompt(prompt: str) -> str:
