@@ -59,16 +59,6 @@ def clean(text: str) -> str:
     return re.sub(r"\n\s*\n", "\n", text)
 
 
-def sections(sections_json: Path) -> list[dict]:
-    """manim's sections index (written with --save_sections) -> [{name, start, end, video}]."""
-    rows, t = [], 0.0
-    for s in json.loads(sections_json.read_text(encoding="utf-8")):
-        duration = float(s["duration"])
-        rows.append({"name": s["name"], "start": t, "end": t + duration, "video": s["video"]})
-        t += duration
-    return rows
-
-
 def chapter_title(beat: str) -> str:
     """A beat's method name -> a chapter title: "beat_grid_cost" -> "Grid cost"."""
     return beat.removeprefix("beat_").replace("_", " ").capitalize()

@@ -14,7 +14,6 @@ from __future__ import annotations
 import numpy as np
 from manim import DOWN, RIGHT, UP, FadeIn, LaggedStart, VGroup, config
 
-from facts import attention as af
 from scenes.parts.attention_parts import AttentionScene, fit_height, matrix_view, row_of_vectors, vector_with_length
 from scenes.parts.components import TokenStrip, fit_width, label, number
 from scenes.parts.theme import BODY, LABEL, SMALL

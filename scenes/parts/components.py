@@ -294,8 +294,7 @@ class WeightMatrix(VGroup):
     """
 
     def __init__(self, name: str, shape: tuple[int, int], rows: list, cols: list, theme: Theme,
-                 size: float = SMALL, scale: float = 0.1, highlight: int | None = None, highlight_color=None,
-                 row_caption: str = "token id"):
+                 size: float = SMALL, scale: float = 0.1, highlight: int | None = None, highlight_color=None):
         super().__init__()
         self.rows: dict[int, VGroup] = {}
         grid_rows = []
@@ -399,7 +398,6 @@ class ProbabilityBars(VGroup):
             self.bars.append(bar)
             self.values.append(val)
             lines.add(VGroup(tok, bar, val))
-        tok_w = max((t.width for t in self.tokens), default=0)
         for k, (tok, bar, val) in enumerate(zip(self.tokens, self.bars, self.values)):
             y = -k * (bar_h + 0.22)
             tok.move_to([0, y, 0], aligned_edge=RIGHT)

@@ -108,14 +108,6 @@ def fmt_int(n: int) -> str:
     return f"{n:,}"
 
 
-def parse_shown_number(text: str) -> float:
-    """Inverse of `fmt` / `fmt_percent` / `fmt_int`, for tests."""
-    t = text.strip().replace(MINUS, "-").replace(",", "")
-    if t.endswith("%"):
-        return float(t[:-1].lstrip("<")) / 100
-    return float(t)
-
-
 def visible_piece(piece: str) -> str:
     """A token's text with its invisible characters made visible: space -> "␣", newline -> "↵"."""
     return piece.replace("\r", "\u240d").replace("\n", "\u21b5").replace("\t", "\u21e5").replace(" ", "\u2423")
