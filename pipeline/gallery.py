@@ -1,9 +1,9 @@
 """Contact sheets: one still per beat, tiled into one PNG (for README and reviews).
 
-    python render.py render overview tokens embeddings word-vectors --stills --out media
-    python -m scenes.gallery media assets/gallery
+    python render.py render overview tokens embeddings word-vectors --format png --out media
+    python -m pipeline.gallery media assets/gallery
 
-reads media/SCENE/NN-beat.png (written by --stills) and writes assets/gallery/SCENE.png.
+reads media/SCENE/NN-beat.png (written by --format png) and writes assets/gallery/SCENE.png.
 """
 
 from __future__ import annotations

@@ -17,9 +17,14 @@ import model.loading as loading
 def refuse(*args, **kwargs):
     raise SystemExit("the model was loaded")
 loading.load_gguf = loading.load_hf = refuse
-from scenes.parts.data import NEEDS, prepare
+from scenes.parts.data import SceneData, prepare
 from scenes.parts.params import Params
-data = prepare(list(NEEDS), Params(prompt=sys.argv[1]))
+from scenes.registry import SCENES
+data = prepare(list(SCENES), Params(prompt=sys.argv[1]))
+for entry in SCENES.values():  # a fresh SceneData, as each scene's own process makes
+    fresh = SceneData(data.params)
+    for need in ("trace", "choice") + entry.needs:
+        getattr(fresh, need)
 print(len(data.trace.tokens))
 """
 
@@ -34,10 +39,11 @@ def test_rendering_a_traced_prompt_does_not_load_the_model(smollm2, tmp_path, mo
     prompt = "An owl watched the quiet river"
     first = subprocess.run([sys.executable, "-c", NO_LOADING, prompt], cwd=ROOT, capture_output=True, text=True)
     assert first.returncode != 0 and "the model was loaded" in first.stderr  # the trap works: nothing cached yet ...
-    from scenes.parts.data import NEEDS, prepare
+    from scenes.parts.data import prepare
     from scenes.parts.params import Params
+    from scenes.registry import SCENES
 
-    prepare(list(NEEDS), Params(prompt=prompt))  # ... trace and facts computed once ...
+    prepare(list(SCENES), Params(prompt=prompt))  # ... trace and facts computed once ...
     again = subprocess.run([sys.executable, "-c", NO_LOADING, prompt], cwd=ROOT, capture_output=True, text=True)
     assert again.returncode == 0, again.stderr  # ... then every scene's data comes from the cache
     assert int(again.stdout.split()[-1]) > 1
