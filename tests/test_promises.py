@@ -104,8 +104,6 @@ def test_all_is_every_scene_in_storyboard_order():
     assert readme_gallery() == order
 
 
-@pytest.mark.xfail(strict=True, reason="README's scene table puts orthogonality 14th; the storyboard order "
-                                       "(registry, `list`, `render all`, the README's contact sheets) has it 5th")
 def test_readme_scene_table_is_in_lecture_order():
     """README: "One concept per scene, in lecture order (`python render.py list`)"."""
     from scenes.registry import SCENES
