@@ -52,9 +52,11 @@ def test_rendering_a_traced_prompt_does_not_load_the_model(smollm2, tmp_path, mo
 def test_fast_copy_is_a_true_deep_copy():
     from manim import Square, VGroup
 
+    from scenes.parts import compat
     from scenes.parts.components import label
     from scenes.parts.theme import get_theme
 
+    compat.install()  # what every TransformerScene does when it is created
     group = VGroup(label("fluffy", get_theme("dark")), Square().set_fill(opacity=0.5))
     twin = group.copy()
     for a, b in zip(group.get_family(), twin.get_family()):
