@@ -3,13 +3,69 @@
 from __future__ import annotations
 
 import importlib
+import math
 import os
 import re
+from decimal import ROUND_HALF_EVEN, Decimal
 from functools import lru_cache
 
 import torch
 
 NUMBER = re.compile(r"^[+\-\u2212<]?[\d,]*\.?\d+%?$")
+
+# --------------------------------------------------------------------------- expected on-screen text
+# Written here, independently of scenes/parts/theme.py (fmt, fmt_percent, fmt_int, visible_piece):
+# a test must not build its expected strings with the code it is testing.
+
+MINUS = "\u2212"  # a real minus sign
+VISIBLE = {" ": "\u2423", "\n": "\u21b5", "\t": "\u21e5", "\r": "\u240d"}
+
+
+def _fixed(x: float, decimals: int) -> str:
+    """|x| with exactly `decimals` decimals, rounded half-to-even on x's exact binary value."""
+    exact = Decimal(abs(float(x)))
+    return format(exact.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_EVEN), "f")
+
+
+def expect_number(x: float, decimals: int = 2) -> str:
+    """Sign column: "+0.12", "−1.50"; a value that shows as zero gets a space, no sign: " 0.00"."""
+    x = float(x)
+    if math.isinf(x):
+        return ("+" if x > 0 else MINUS) + "inf"
+    digits = _fixed(x, decimals)
+    if digits.strip("0.") == "":
+        return " " + digits
+    return ("+" if x > 0 else MINUS) + digits
+
+
+def expect_percent(p: float) -> str:
+    """One decimal and a percent sign; 0 < p < 0.0005 (under 0.05%) shows as "<0.1%"."""
+    p = float(p)
+    if 0 < p < 0.0005:
+        return "<0.1%"
+    return _fixed(100 * p, 1) + "%"
+
+
+def expect_int(n) -> str:
+    """Thousands separated by commas: 1536 -> "1,536"."""
+    assert float(n) == int(n), n
+    n = int(n)
+    digits, groups = str(abs(n)), []
+    while digits:
+        groups.insert(0, digits[-3:])
+        digits = digits[:-3]
+    return ("-" if n < 0 else "") + ",".join(groups)
+
+
+def expect_decimals(x: float, decimals: int = 2) -> str:
+    """Unsigned fixed decimals (a cost): 5.8812 -> "5.88"."""
+    digits = _fixed(x, decimals)
+    return ("-" if float(x) < 0 and digits.strip("0.") else "") + digits
+
+
+def expect_piece(piece: str) -> str:
+    """A token's text with its invisible characters made visible."""
+    return "".join(VISIBLE.get(ch, ch) for ch in piece)
 
 
 def build(scene: str, **env):
@@ -131,13 +187,150 @@ def truth(shown, scene):
     return story_truth(shown, scene)
 
 
-def check_shown(scene) -> int:
-    """Every value a scene drew equals its source; every number drawn has a source. Returns how many were checked."""
+# --------------------------------------------------------------------------- the story head, again
+
+def story_head(trace, layer: int | None = None, head: int | None = None) -> tuple:
+    """The head-choice rule as documented in facts/attention.choose_head, written again here from
+    the trace's attention patterns: (layer, head, score, query, keys).
+
+    Words: a token continues the word before it when it starts with a letter or digit and the
+    token before ends with one. For every word with two words before it, the query is its last
+    token and the score the attention it gives to the tokens of those two words (never the first
+    token), each word getting at least 5%. Prompts with fewer than three words (or no word passing
+    the 5% test): the last token's strongest earlier key, the first token left out. Of the heads
+    scoring at least 95% of the best, the earliest layer wins, then the higher score.
+    """
+    pieces, cfg = trace.pieces, trace.config
+    starts = [i for i, p in enumerate(pieces) if i == 0 or not (p[:1].isalnum() and pieces[i - 1][-1:].isalnum())]
+    words = [list(range(a, b)) for a, b in zip(starts, starts[1:] + [len(pieces)])]
+    found = []
+    for L in [layer] if layer is not None else range(cfg.n_layers):
+        P = trace[f"blocks.{L}.attn.hook_pattern"]
+        for H in [head] if head is not None else range(cfg.n_heads):
+            best = None
+            for w in range(2, len(words)):
+                q = words[w][-1]
+                two = [[k for k in words[w - 2] if k != 0], [k for k in words[w - 1] if k != 0]]
+                got = [sum(float(P[H, q, k]) for k in ks) for ks in two]
+                if min(got) >= 0.05 and (best is None or sum(got) > best[0]):
+                    best = (sum(got), q, tuple(two[0] + two[1]))
+            if best is None:
+                q = len(pieces) - 1
+                k = max(range(1, q) if q >= 2 else range(q + 1), key=lambda k: float(P[H, q, k]))
+                best = (float(P[H, q, k]), q, (k,))
+            found.append((best[0], L, H, best[1], best[2]))
+    top = max(f[0] for f in found)
+    score, L, H, q, keys = min((f for f in found if f[0] >= 0.95 * top), key=lambda f: (f[1], -f[0]))
+    return L, H, score, q, keys
+
+
+# --------------------------------------------------------------------------- the word-vectors projection
+
+@lru_cache(maxsize=4)
+def projection(model: str, analogies: tuple) -> dict:
+    """For the word-vectors scene's 2-D view: the tokens involved (b, c, a and the top answer of
+    each analogy), their PCA coordinates (eigenvectors of the covariance, not an SVD) and each
+    analogy's cosine between answer - a and c - b, in all d_model dimensions."""
+    from model.tokenizer import token_pieces
+
+    W_E, enc = embeddings(model), loaded(model).encoding
+    ids, cosines = [], []
+    for words in analogies:
+        a, b, c = (enc.encode(" " + w.strip())[0] for w in words)
+        answer = int(_top_cosines(W_E, W_E[a] - W_E[b] + W_E[c], [a, b, c])[1][0])
+        u, v = (W_E[answer] - W_E[a]).double(), (W_E[c] - W_E[b]).double()
+        cosines.append(float(u @ v / (u.norm() * v.norm())))
+        ids += [i for i in (b, c, a, answer) if i not in ids]
+    X = W_E[ids].double()
+    X = X - X.mean(0)
+    values, vectors = torch.linalg.eigh(X.T @ X)  # ascending
+    order = values.argsort(descending=True)[:2]
+    coords = X @ vectors[:, order]
+    return {"pieces": token_pieces(enc, ids), "coords": coords, "explained": (values[order] / values.sum()).tolist(),
+            "cosines": cosines}
+
+
+def check_projection(scene) -> None:
+    """The scene's projected points equal the PCA here, up to the sign of each axis."""
+    truth_ = projection(scene.params.model, tuple(map(tuple, scene.data.analogies)))
+    points = scene.data.projection["points"]
+    assert list(points) == truth_["pieces"], (list(points), truth_["pieces"])
+    got = torch.tensor(list(points.values()), dtype=torch.float64)
+    for axis in range(2):
+        want = truth_["coords"][:, axis]
+        sign = 1.0 if float(want @ got[:, axis]) >= 0 else -1.0
+        assert torch.allclose(got[:, axis], sign * want, atol=1e-3 * float(want.abs().max())), (axis, got, want)
+
+
+# --------------------------------------------------------------------------- text that is not a number
+
+def check_prompt(shown, scene) -> None:
+    """A line of the prompt as drawn: a window of the prompt (lines break at spaces; "…" marks a cut)."""
+    assert shown.value == shown.text, shown
+    if shown.text != "…":
+        assert shown.text and shown.text in scene.params.prompt.replace("\r", "").replace("\t", " "), shown
+
+
+def check_provenance(shown, scene) -> None:
+    """model · layer L head H (auto SCORE | chosen) · trace HASH, each part recomputed."""
+    from model.trace import get_trace
+
+    m = re.fullmatch(r"(.+) · layer (\d+) head (\d+) \((?:auto (\d+\.\d\d)|(chosen))\) · trace ([0-9a-f]{8})", shown.text)
+    assert m, shown.text
+    p = scene.params
+    assert m[1] == loaded(p.model).source.display_name, (m[1], shown)
+    trace = get_trace(p.prompt, p.model)
+    assert m[6] == trace.hash[:8] == scene.trace.hash[:8], (m[6], trace.hash)
+    L, H, score, _, _ = story_head(trace, p.layer, p.head)
+    assert (int(m[2]), int(m[3])) == (L, H), (shown.text, L, H)
+    if p.layer is None or p.head is None:
+        assert m[4] == _fixed(score, 2), (shown.text, score)
+    else:
+        assert m[5] == "chosen", shown.text
+
+
+def check_index(mob, shown, scene, parent) -> None:
+    """A row label: the row of a drawn weight matrix (a token id for W_E), or the layer of a logit-lens row."""
     from manim import Text
 
-    from scenes.parts.theme import fmt, fmt_int, fmt_percent, visible_piece
+    assert isinstance(shown.value, int) and shown.text.strip() == str(shown.value), shown
+    for owner in scene.seen.values():
+        rows = getattr(owner, "row_label_of", None)
+        if rows and any(lab is mob for lab in rows.values()):
+            r = next(r for r, lab in rows.items() if lab is mob)
+            cells = [c.shown for c in owner.rows[r] if getattr(c, "shown", None)]
+            assert cells, r
+            for c in cells:  # W_E rows are token ids; a head's W_Q/W_K/W_V/W_O entry (L, H, r, c) is on row r
+                rows_of = {"embed.W_E": lambda i: i[0], "hook_embed": lambda i: scene.trace.tokens[i[0]]}
+                row = rows_of[c.source](c.index) if c.source in rows_of else c.index[2]
+                assert (c.source in rows_of or c.source.startswith("attn.W_")) and row == shown.value, (shown, c)
+            return
+    siblings = [s.shown for group in parent.get(id(mob), []) for s in group.submobjects
+                if s is not mob and isinstance(getattr(s, "shown", None), type(shown)) and isinstance(s, Text)]
+    lens = [s for s in siblings if s.source in ("lens.piece", "lens.p")]
+    assert lens, f"row label {shown.text!r} with no row to check it against"
+    assert all(s.index[0] == shown.value for s in lens) and 0 <= shown.value < scene.trace.config.n_layers, (shown, lens)
 
+
+def check_axis(shown) -> None:
+    """A tick label: a scale mark, not data; its text must say its value."""
+    value = float(shown.text.strip().replace(MINUS, "-").replace(",", ""))
+    decimals = len(shown.text.split(".")[1]) if "." in shown.text else 0
+    assert abs(value - float(shown.value)) <= 0.5 * 10 ** -decimals, shown
+
+
+def check_shown(scene) -> int:
+    """Every value a scene drew equals its source; every number drawn has a source. Returns how many were checked.
+
+    Expected text is formatted here (expect_*), never by the scene's own formatters."""
+    from manim import Text
+
+    parent: dict[int, list] = {}
+    for owner in scene.seen.values():
+        for sub in owner.submobjects:
+            parent.setdefault(id(sub), []).append(owner)
     checked = 0
+    projected = False
     for m in scene.seen.values():
         shown = getattr(m, "shown", None)
         if isinstance(m, Text) and shown is None:
@@ -146,18 +339,40 @@ def check_shown(scene) -> int:
             continue
         if isinstance(m, Text):
             assert m.text == shown.text.replace(" ", "").replace("\n", ""), (m.text, shown)
-        if shown.source in ("index", "prompt", "provenance", "projection.piece", "projection.cosine"):
-            continue  # checked by dedicated tests
-        true = truth(shown, scene)
-        if shown.kind == "number":
-            assert shown.text == fmt(true, shown.decimals), (shown, true)
-        elif shown.kind == "percent":
-            assert shown.text == fmt_percent(true), (shown, true)
-        elif shown.kind == "int":
-            assert shown.text == fmt_int(true), (shown, true)
-        elif shown.kind == "decimals":  # unsigned, fixed decimals (e.g. a cost)
-            assert shown.text == f"{true:.{shown.decimals}f}", (shown, true)
-        elif shown.kind == "token":
-            assert shown.value == true and shown.text == visible_piece(true), (shown, true)
         checked += 1
+        src = shown.source
+        if src == "prompt":
+            check_prompt(shown, scene)
+            continue
+        if src == "provenance":
+            check_provenance(shown, scene)
+            continue
+        if src == "index":
+            check_index(m, shown, scene, parent)
+            continue
+        if src == "axis" and shown.kind == "text":
+            check_axis(shown)
+            continue
+        if src.startswith("projection."):
+            if not projected:
+                check_projection(scene)
+                projected = True
+            p = projection(scene.params.model, tuple(map(tuple, scene.data.analogies)))
+            true = p["cosines"][shown.index[0]] if src == "projection.cosine" else shown.value
+            if src == "projection.piece":
+                assert shown.value in p["pieces"], (shown, p["pieces"])
+        else:
+            true = truth(shown, scene)
+        if shown.kind == "number":
+            assert shown.text == expect_number(true, shown.decimals), (shown, true)
+        elif shown.kind == "percent":
+            assert shown.text == expect_percent(true), (shown, true)
+        elif shown.kind == "int":
+            assert shown.text == expect_int(true), (shown, true)
+        elif shown.kind == "decimals":  # unsigned, fixed decimals (e.g. a cost)
+            assert shown.text == expect_decimals(true, shown.decimals), (shown, true)
+        elif shown.kind == "token":
+            assert shown.value == true and shown.text == expect_piece(true), (shown, true)
+        else:
+            raise AssertionError(f"unknown kind {shown.kind!r} for source {src!r}")
     return checked

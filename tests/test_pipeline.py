@@ -21,18 +21,23 @@ The prompt is 10 tokens.
 
 2
 00:00:04,000 --> 00:01:02,500
-' creature' -> ' blue' gets 0.61 <b>&</b>
+' creature' --> ' blue' gets 0.61 <b>&</b>
 """
 
 
 def test_srt_to_vtt_and_back():
     cues = captions.parse_srt(SRT)
     assert [(c.start, c.end) for c in cues] == [(0.0, 4.0), (4.0, 62.5)]
+    assert cues[1].text == "' creature' --> ' blue' gets 0.61 <b>&</b>"  # the arrow in the text is text
     vtt = captions.to_vtt(cues)
     assert vtt.startswith("WEBVTT\n\n00:00:00.000 --> 00:00:04.000\nThe prompt is 10 tokens.")
-    assert "-->" not in vtt.split("\n")[-3]  # an arrow inside a cue's text would end the cue early
-    assert "&lt;b&gt;&amp;&lt;/b&gt;" in vtt
-    assert captions.parse_srt(vtt)[1].end == 62.5
+    # an arrow inside a cue's text would end the cue early: only timing lines may hold "-->"
+    arrows = [line for line in vtt.splitlines() if "-->" in line]
+    assert arrows == ["00:00:00.000 --> 00:00:04.000", "00:00:04.000 --> 00:01:02.500"], arrows
+    assert "\n' creature' \u2192 ' blue' gets 0.61 &lt;b&gt;&amp;&lt;/b&gt;\n" in vtt
+    again = captions.parse_srt(vtt)
+    assert [(c.start, c.end) for c in again] == [(0.0, 4.0), (4.0, 62.5)]
+    assert again[1].text == "' creature' \u2192 ' blue' gets 0.61 &lt;b&gt;&amp;&lt;/b&gt;"
     assert captions.parse_srt(captions.to_srt(cues)) == cues
 
 
@@ -85,7 +90,10 @@ def test_output_folders_differ_by_model_and_prompt():
     b = default_out(Params(prompt="The capital of France was"))
     c = default_out(Params(prompt="The capital of France is", model="/models/gpt2"))
     assert len({a, b, c}) == 3
-    assert a.parts[:2] == ("media", a.parts[1]) and a.parts[1].startswith("smollm2-135m")
+    assert a.parts[0] == b.parts[0] == c.parts[0] == "media"
+    assert a.parts[1] == b.parts[1] and a.parts[1].startswith("smollm2-135m")  # the model's folder
+    assert c.parts[1].startswith("gpt2") and c.parts[1] != a.parts[1]
+    assert a.parts[2] == c.parts[2] != b.parts[2]  # the prompt's folder
     assert slug("Ünïcödé / <b> & 🙂").startswith("unicode-b-")
 
 
