@@ -166,7 +166,7 @@ def test_read_json_rejects_what_is_not_an_entry(tmp_path, entry):
 
 def test_read_json_rejects_damaged_files(tmp_path):
     missing = tmp_path / "missing.json"
-    with pytest.raises(ValueError, match="missing.json cannot be read"):
+    with pytest.raises(ValueError, match=r"^cache entry missing.json cannot be read \(.*No such file.*\)$"):
         cache.read_json(missing)
     binary = tmp_path / "binary.json"
     binary.write_bytes(b"\xff\xfe\x00garbage")
@@ -187,8 +187,13 @@ def isolated(tmp_path, monkeypatch):
     """cache_dir() in tmp_path, an empty memory, and a code version the test controls."""
     monkeypatch.setenv("MANIM_TRANSFORMER_CACHE", str(tmp_path))
     monkeypatch.setattr(cache, "_MEMORY", type(cache._MEMORY)())
-    version = {"now": "v1"}
-    monkeypatch.setattr(cache, "code_version", lambda *packages: version["now"] + ",".join(packages))
+    version = {"now": "v1", "asked": []}
+
+    def code_version(*packages):
+        version["asked"].append(packages)
+        return version["now"] + ",".join(packages)
+
+    monkeypatch.setattr(cache, "code_version", code_version)
     return version
 
 
@@ -232,6 +237,7 @@ def test_cached_key_includes_the_function_and_packages(isolated, tmp_path):
     other, other_calls = counting(packages=("model",))
     square(2)
     other(2)  # same module, same qualname, but other packages hash to another version
+    assert isolated["asked"] == [("model", "facts"), ("model",)]  # by default, the code of model/ and facts/
     assert calls == [(2, 1)] and other_calls == [(2, 1)]
 
 
