@@ -13,10 +13,9 @@
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass
 
 import torch
-
-from dataclasses import asdict, dataclass
 
 from model.cache import cached
 from model.config import ModelConfig
@@ -53,11 +52,10 @@ def norm_output(trace: Trace, model: str, norm: str) -> list[list[float]]:
     """What the sub-layer after a norm reads: hook_normalized * w (+ b), [pos, d_model].
 
     norm: "blocks.L.ln1", "blocks.L.ln2" or "ln_final"."""
-    net = shared(model).model
-    x = trace[f"{norm}.hook_normalized"] * net.get_parameter(f"{norm}.w").detach().float()
-    bias = f"{norm}.b"
-    if bias in dict(net.named_parameters()):
-        x = x + net.get_parameter(bias).detach().float()
+    module = shared(model).model.get_submodule(norm)  # a model.transformer.Norm
+    x = trace[f"{norm}.hook_normalized"] * module.w.detach().float()
+    if module.b is not None:
+        x = x + module.b.detach().float()
     return x.tolist()
 
 

@@ -64,8 +64,8 @@ def kv_cache_counts(trace: Trace, model: str) -> dict:
     loaded = shared(model)
     cfg = loaded.config
     full = multiply_adds(loaded, trace.tokens, with_cache=False)
-    cached_ = multiply_adds(loaded, trace.tokens, with_cache=True)
-    return {"tokens": len(trace.tokens), "full": int(full), "cached": int(cached_), "ratio": full / cached_,
+    reused = multiply_adds(loaded, trace.tokens, with_cache=True)
+    return {"tokens": len(trace.tokens), "full": int(full), "cached": int(reused), "ratio": full / reused,
             # numbers kept per token: a key and a value for each kv head in each layer
             "cache_per_token": 2 * cfg.n_layers * cfg.n_kv_heads * cfg.d_head}
 

@@ -33,7 +33,8 @@ hook there, and none here: `facts.attention.norm_output` computes it from the we
 
 With grouped-query attention, query head h reads key/value head h // (n_heads // n_kv).
 A trace is saved as FILE.safetensors (tensors) + FILE.json (metadata) and cached on disk
-under (model fingerprint, prompt), so a prompt seen once never runs the model again.
+under (model fingerprint, prompt, the code of model/), so a prompt seen once never runs the
+model again, and a trace made by other code is never read back.
 """
 
 from __future__ import annotations

@@ -1,14 +1,16 @@
 """The number and token formatting of scenes/parts/theme.py, as a literal table.
 
 Every expected string is written out by hand (no formatting code re-used), so a change of
-sign column, minus sign, rounding or invisible-character glyph shows up here. Fast: no scene,
-no model.
+sign column, minus sign, rounding or invisible-character glyph shows up here. The same table
+holds the tests' own formatters (tests/scene_helpers.py: expect_*), which the scene tests use
+to build expected on-screen text without the implementation's code. Fast: no scene, no model.
 """
 
 from __future__ import annotations
 
 import pytest
 
+from scene_helpers import expect_int, expect_number, expect_percent, expect_piece
 from scenes.parts.theme import MINUS, fmt, fmt_int, fmt_percent, visible_piece
 
 M = "\u2212"  # U+2212 MINUS SIGN, never the ASCII hyphen
@@ -40,6 +42,12 @@ FMT = [
     (-2.5, 0, M + "2"),
     (0.05, 1, "+0.1"),
     (-0.96, 1, M + "1.0"),
+    (0.0329, None, "+0.03"),
+    (0.125, None, "+0.12"),
+    (-0.3, 0, " 0"),
+    (19.6123, 1, "+19.6"),
+    (1234.5678, None, "+1234.57"),
+    (float("-inf"), None, M + "inf"),
 ]
 
 
@@ -47,6 +55,7 @@ FMT = [
 def test_fmt(value, decimals, expected):
     shown = fmt(value) if decimals is None else fmt(value, decimals)
     assert shown == expected
+    assert expect_number(value, 2 if decimals is None else decimals) == expected
     assert "-" not in shown  # the ASCII hyphen never appears
 
 
@@ -71,6 +80,8 @@ FMT_PERCENT = [
     (5e-324, "<0.1%"),
     (0.0015, "0.1%"),  # 0.15 is stored just below .15, so it rounds down
     (0.0016, "0.2%"),
+    (0.509, "50.9%"),
+    (0.07249, "7.2%"),
     (-0.1, "-10.0%"),  # not a probability; shown as Python prints it
 ]
 
@@ -78,6 +89,8 @@ FMT_PERCENT = [
 @pytest.mark.parametrize("p, expected", FMT_PERCENT)
 def test_fmt_percent(p, expected):
     assert fmt_percent(p) == expected
+    if p >= 0:  # the tests' formatter is for probabilities only
+        assert expect_percent(p) == expected
 
 
 FMT_INT = [
@@ -95,6 +108,7 @@ FMT_INT = [
 @pytest.mark.parametrize("n, expected", FMT_INT)
 def test_fmt_int(n, expected):
     assert fmt_int(n) == expected
+    assert expect_int(n) == expected
 
 
 VISIBLE = [
@@ -110,9 +124,12 @@ VISIBLE = [
     (" a\tb\r\n", "\u2423a\u21e5b\u240d\u21b5"),
     ("\u2423", "\u2423"),  # already visible glyphs pass through
     ("caf\u00e9", "caf\u00e9"),
+    ("\\n", "\\n"),  # a backslash and an n, not a newline
+    ("a\nb\tc\r d", "a\u21b5b\u21e5c\u240d\u2423d"),
 ]
 
 
 @pytest.mark.parametrize("piece, expected", VISIBLE)
 def test_visible_piece(piece, expected):
     assert visible_piece(piece) == expected
+    assert expect_piece(piece) == expected

@@ -17,14 +17,10 @@ import model.loading as loading
 def refuse(*args, **kwargs):
     raise SystemExit("the model was loaded")
 loading.load_gguf = loading.load_hf = refuse
-from scenes.parts.data import SceneData, prepare
+from scenes.parts.data import prepare
 from scenes.parts.params import Params
 from scenes.registry import SCENES
-data = prepare(list(SCENES), Params(prompt=sys.argv[1]))
-for entry in SCENES.values():  # a fresh SceneData, as each scene's own process makes
-    fresh = SceneData(data.params)
-    for need in ("trace", "choice") + entry.needs:
-        getattr(fresh, need)
+data = prepare(list(SCENES), Params(prompt=sys.argv[1]))  # every registry entry's needs
 print(len(data.trace.tokens))
 """
 

@@ -13,7 +13,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from scene_helpers import (_fixed, build, check_shown, expect_decimals, expect_int, expect_number,  # noqa: E402
-                           expect_percent, expect_piece, loaded, parameter_count, projection, story_head)
+                           expect_percent, loaded, parameter_count, projection, story_head)
 
 from facts.attention import choose_head, word_spans  # noqa: E402
 from model.trace import get_trace  # noqa: E402
@@ -40,37 +40,6 @@ def test_default_prompt_scene(name):
     assert f"layer{L}head{H}" in tag and trace.hash[:8] in tag
     if name in CAPTIONS:
         CAPTIONS[name](scene, trace)
-
-
-# --------------------------------------------------------------------------- formatting, against literals
-
-FORMAT_TABLE = [
-    ("number", 0.0329, 2, "+0.03"), ("number", -1.5, 2, "\u22121.50"), ("number", 0.0, 2, " 0.00"),
-    ("number", -0.004, 2, " 0.00"), ("number", 0.004, 2, " 0.00"), ("number", 19.6123, 1, "+19.6"),
-    ("number", 0.125, 2, "+0.12"), ("number", 2.0, 0, "+2"), ("number", -0.3, 0, " 0"),
-    ("number", float("-inf"), 2, "\u2212inf"), ("number", 1234.5678, 2, "+1234.57"),
-    ("percent", 0.0004, None, "<0.1%"), ("percent", 0.1234, None, "12.3%"), ("percent", 0.0, None, "0.0%"),
-    ("percent", 0.0005, None, "0.1%"), ("percent", 1.0, None, "100.0%"), ("percent", 0.509, None, "50.9%"),
-    ("percent", 0.00049, None, "<0.1%"), ("percent", 0.07249, None, "7.2%"),
-    ("int", 1536, None, "1,536"), ("int", 7, None, "7"), ("int", 134515008, None, "134,515,008"),
-    ("int", 1000, None, "1,000"), ("int", 999, None, "999"), ("int", 0, None, "0"),
-    ("piece", " the", None, "\u2423the"), ("piece", "\n", None, "\u21b5"), ("piece", "\\n", None, "\\n"),
-    ("piece", "a\nb\tc\r d", None, "a\u21b5b\u21e5c\u240d\u2423d"),
-    ("piece", ",", None, ","),
-]
-
-
-@pytest.mark.parametrize("kind, value, decimals, text", FORMAT_TABLE)
-def test_formatting_table(kind, value, decimals, text):
-    """Literal inputs -> literal strings, for the test's own formatters and for the theme's."""
-    from scenes.parts import theme
-
-    ours = {"number": lambda v: expect_number(v, decimals), "percent": expect_percent, "int": expect_int,
-            "piece": expect_piece}[kind]
-    theirs = {"number": lambda v: theme.fmt(v, decimals), "percent": theme.fmt_percent, "int": theme.fmt_int,
-              "piece": theme.visible_piece}[kind]
-    assert ours(value) == text
-    assert theirs(value) == text
 
 
 # --------------------------------------------------------------------------- caption numbers, against the trace
