@@ -14,8 +14,8 @@ from __future__ import annotations
 from manim import (DOWN, LEFT, RIGHT, UP, Arrow, FadeIn, FadeOut, GrowFromEdge, Indicate, LaggedStart,
                    ReplacementTransform, RoundedRectangle, VGroup, Write, config)
 
-from scenes.parts.base import TransformerScene
 from facts.generation import SAMPLE_STEPS
+from scenes.parts.base import TransformerScene
 from scenes.parts.components import ProbabilityBars, PromptText, TokenStrip, count, fit_width, label, sample_rows
 from scenes.parts.theme import BODY, LABEL, SMALL, fmt_int, fmt_percent, visible_piece
 
