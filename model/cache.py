@@ -16,11 +16,16 @@ cannot.
 
 Every file is written under a temporary name and renamed into place (`atomic_path`), and every
 JSON entry carries its own sha256: an entry that fails it, or does not parse, is recomputed.
+An entry is computed under a lock on its key (`computing`): two processes that miss the same
+key at once compute it once, so every reader sees the same value (a float result may differ in
+its last bits between processes with different thread counts, and a second writer would
+otherwise replace what the first one's readers already hold).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import hashlib
 import inspect
@@ -93,6 +98,22 @@ def atomic_write_text(path: Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+@contextlib.contextmanager
+def computing(path: Path):
+    """Hold an exclusive lock on `path`'s key while checking, computing and writing its entry.
+
+    The lock is fcntl.flock on a file in cache_dir()/locks named by a hash of `path` (released by
+    the kernel if the process dies)."""
+    lock = cache_dir() / "locks" / f"{sha256_text(str(Path(path).resolve()))[:40]}.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 # --------------------------------------------------------------------------- checksummed JSON entries
 
 def write_json(path: Path, value: Any) -> None:
@@ -153,16 +174,21 @@ def cached(kind: str, packages: tuple[str, ...] = ("model", "facts")) -> Callabl
             parts = [f"{fn.__module__}.{fn.__qualname__}", code_version(*packages)]
             parts += [f"{n}={key_part(n, v)}" for n, v in bound.arguments.items()]
             key = sha256_text(*parts)
-            if key in _MEMORY:
-                _MEMORY.move_to_end(key)
-                return _MEMORY[key]
             path = entry_path(f"derived/{kind}", key)
+            remembered = str(path)  # the cache folder is part of what is remembered
+            if remembered in _MEMORY:
+                _MEMORY.move_to_end(remembered)
+                return _MEMORY[remembered]
             try:
                 value = read_json(path)
             except ValueError:
-                value = json.loads(json.dumps(fn(*args, **kwargs), ensure_ascii=False))
-                write_json(path, value)
-            _MEMORY[key] = value
+                with computing(path):
+                    try:  # another process may have written it while this one waited
+                        value = read_json(path)
+                    except ValueError:
+                        value = json.loads(json.dumps(fn(*args, **kwargs), ensure_ascii=False))
+                        write_json(path, value)
+            _MEMORY[remembered] = value
             if len(_MEMORY) > _MEMORY_SIZE:
                 _MEMORY.popitem(last=False)
             return value

@@ -51,7 +51,7 @@ from safetensors.torch import load_file, save_file
 
 from .config import ModelConfig
 from .errors import UserError
-from .cache import atomic_path, atomic_write_text, cache_dir, code_version, sha256_file, sha256_text
+from .cache import atomic_path, atomic_write_text, cache_dir, code_version, computing, sha256_file, sha256_text
 from .loading import DEFAULT_MODEL, LoadedModel, load, resolve
 from .tokenizer import token_pieces, unencodable
 
@@ -194,11 +194,12 @@ def get_trace(prompt: str, model: str = DEFAULT_MODEL, device: str = "auto", loa
     check_prompt(prompt)
     source = loaded.source if loaded else resolve(model)
     path = cache_path(source.fingerprint, prompt)
-    if path.is_file() and path.with_suffix(".json").is_file():
-        try:
-            return Trace.load(path)
-        except UserError:
-            pass  # damaged entry: rebuilt below
-    trace = run_trace(loaded or load(model, device), prompt)
-    trace.save(path)
-    return trace
+    with computing(path):  # one process computes a missing trace; the others wait and read it
+        if path.is_file() and path.with_suffix(".json").is_file():
+            try:
+                return Trace.load(path)
+            except UserError:
+                pass  # damaged entry: rebuilt below
+        trace = run_trace(loaded or load(model, device), prompt)
+        trace.save(path)
+        return trace

@@ -12,6 +12,7 @@ import stat
 import pytest
 
 from model import cache
+from conftest import ROOT
 
 
 def fds() -> int:
@@ -261,3 +262,30 @@ def test_cached_memory_is_a_bounded_lru(isolated, monkeypatch):
     square(4)  # evicts 2, the least recent
     assert [v["x"] for v in cache._MEMORY.values()] == [3, 1, 4]
     assert len(cache._MEMORY) == 3
+
+
+def test_two_processes_missing_one_key_compute_it_once(tmp_path):
+    """Under the key's lock, the second process waits and reads what the first wrote."""
+    import subprocess
+    import sys
+
+    code = f"""
+import os, sys, time
+sys.path.insert(0, {str(ROOT)!r})
+from model.cache import cached
+
+@cached("race", packages=())
+def slow(x):
+    with open({str(tmp_path / 'calls')!r}, "a") as f:
+        f.write(f"{{os.getpid()}}\\n")
+    time.sleep(1.0)
+    return {{"x": x, "pid": os.getpid()}}
+
+print(slow(1)["pid"])
+"""
+    env = {**os.environ, "MANIM_TRANSFORMER_CACHE": str(tmp_path / "cache")}
+    runs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [r.communicate(timeout=60)[0].strip() for r in runs]
+    assert all(r.returncode == 0 for r in runs)
+    assert len((tmp_path / "calls").read_text().split()) == 1  # computed once
+    assert outs[0] == outs[1]  # both got the first writer's value
