@@ -38,6 +38,7 @@ bench: setup
 	$(PY) bench/render.py
 	$(PY) bench/lecture.py
 	$(PY) bench/scale.py
+	$(PY) bench/mutation.py --jobs 2 --every transformer=10,cache=2
 
 clean:
 	rm -rf $(VENV) media .cache
