@@ -68,8 +68,23 @@ def expect_piece(piece: str) -> str:
     return "".join(VISIBLE.get(ch, ch) for ch in piece)
 
 
-def build(scene: str, **env):
-    """Run a scene's construct with animations skipped (no frames, no video); return the scene."""
+_BUILT: dict[tuple, object] = {}  # scenes already built in this process (tests only read them)
+
+
+def build(scene: str, fresh: bool = False, **env):
+    """Run a scene's construct with animations skipped (no frames, no video); return the scene.
+
+    A scene built earlier in this process with the same variables (and cache folder) is returned
+    again, unless `fresh` (e.g. to compare two independent builds)."""
+    key = (scene, tuple(sorted((k, str(v)) for k, v in env.items())), os.environ.get("MANIM_TRANSFORMER_CACHE"),
+           tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("MT_"))))
+    if not fresh and key in _BUILT:
+        return _BUILT[key]
+    _BUILT[key] = built = _build(scene, **env)
+    return built
+
+
+def _build(scene: str, **env):
     from manim import tempconfig
 
     from scenes.registry import scene_entry

@@ -32,7 +32,7 @@ def shown_values(scene) -> list[tuple]:
 def test_same_numbers_on_screen_twice(name, default_trace):
     from scene_helpers import build
 
-    first, second = shown_values(build(name, MT_SEED=3)), shown_values(build(name, MT_SEED=3))
+    first, second = shown_values(build(name, fresh=True, MT_SEED=3)), shown_values(build(name, fresh=True, MT_SEED=3))
     assert first and first == second
 
 

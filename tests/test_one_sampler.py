@@ -17,7 +17,7 @@ def written(scene, pattern: str) -> str:
     return eval(text)  # the caption quotes the text with repr()
 
 
-@pytest.mark.parametrize("seed", [0, 7])
+@pytest.mark.parametrize("seed", [7])  # not the default seed: the seed must reach both scenes
 def test_overview_and_prediction_sample_the_same_text(seed):
     overview = build("overview", MT_PROMPT=PROMPT, MT_SEED=seed)
     prediction = build("prediction", MT_PROMPT=PROMPT, MT_SEED=seed)

@@ -31,6 +31,9 @@ def test_rendering_a_traced_prompt_does_not_load_the_model(smollm2, tmp_path, mo
     cache = tmp_path / "cache"  # fresh: no traces, no facts; the float weights shared
     cache.mkdir()
     (cache / "weights").symlink_to(cache_dir() / "weights")
+    (cache_dir() / "derived" / "orthogonality").mkdir(parents=True, exist_ok=True)
+    (cache / "derived").mkdir()  # and the model-free packing experiment (30 s), which loads no model either
+    (cache / "derived" / "orthogonality").symlink_to(cache_dir() / "derived" / "orthogonality")
     monkeypatch.setenv("MANIM_TRANSFORMER_CACHE", str(cache))
     prompt = "An owl watched the quiet river"
     first = subprocess.run([sys.executable, "-c", NO_LOADING, prompt], cwd=ROOT, capture_output=True, text=True)
