@@ -83,7 +83,8 @@ class Overview(TransformerScene):
         panel = VGroup(title, bars).arrange(DOWN, aligned_edge=LEFT, buff=0.3)
         self.play(self.info.animate.scale(0.8).to_corner(UP + RIGHT, buff=0.5).shift(DOWN * 0.4), run_time=0.8)
         panel.next_to(self.stack, RIGHT, buff=0.6).align_to(self.stack, DOWN)
-        fit_width(panel, config.frame_width / 2 - 0.3 - panel.get_left()[0])
+        fit_width(panel, config.frame_width / 2 - 0.3 - panel.get_left()[0])  # scales about its centre ...
+        panel.next_to(self.stack, RIGHT, buff=0.6).align_to(self.stack, DOWN)  # ... so put it back beside the stack
         arrow = Arrow(self.stack.get_top(), self.stack.get_top() + UP * 0.6, color=theme.accent, buff=0.05)
         top_piece, top_p = rows[0][0], rows[0][1]
         self.caption(f"Out of the top come probabilities for every one of the {fmt_int(trace.config.vocab_size)} tokens.", 3)
