@@ -55,6 +55,10 @@ def add_render_options(p: argparse.ArgumentParser, lecture: bool = False) -> Non
     p.add_argument("--analogy", default=d("uncle-man+woman"), help="word-vectors' second analogy (default: uncle-man+woman)")
     p.add_argument("--theme", default=d("dark"), choices=["dark", "light"])
     p.add_argument("--seed", type=int, default=d(0), help="seed for sampled tokens (default 0): same seed, same video")
+    p.add_argument("--voice", default=d("joe"), help="narrating voice: joe (offline, the default) or none (silent, captions at reading pace)")
+    p.add_argument("--speed", default=d("1"), help="speech rate, 0.5 to 2 (default 1)")
+    p.add_argument("--burn-captions", action="store_true", default=None if lecture else False,
+                   help="also draw the captions into the picture (for players that ignore subtitle files)")
     p.add_argument("--quality", default=d("low"), choices=list(QUALITY), help="low=480p15, medium=720p30, high=1080p60, 4k=2160p60")
     p.add_argument("--fps", type=positive_int, default=None, help="frames per second (default: the quality's)")
     p.add_argument("--format", default=d("mp4"), choices=list(FORMATS),
@@ -182,7 +186,8 @@ def cmd_render(args) -> int:
 
     names = resolve_scene_names(args.scenes)
     params = scene_params(prompt=args.prompt, model=args.model, device=args.device, layer=args.layer,
-                          head=args.head, theme=args.theme, seed=args.seed, analogy=args.analogy)
+                          head=args.head, theme=args.theme, seed=args.seed, analogy=args.analogy,
+                          voice=args.voice, speed=args.speed, burn_captions=args.burn_captions)
     settings = RenderSettings(quality=args.quality, fps=args.fps, format=args.format, sections=args.sections)
     whole_lecture = "all" in args.scenes
     return render_scenes([(name, params, settings) for name in names], out=args.out, jobs=args.jobs, quiet=args.quiet,

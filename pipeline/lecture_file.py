@@ -29,7 +29,8 @@ from model.errors import UserError
 # Options a lecture may set globally ([defaults]) or per scene, with their types.
 OPTIONS: dict[str, type | tuple[type, ...]] = {
     "prompt": str, "model": str, "device": str, "layer": (int, str), "head": (int, str), "quality": str,
-    "fps": int, "format": str, "theme": str, "seed": int, "analogy": str,
+    "fps": int, "format": str, "theme": str, "seed": int, "analogy": str, "voice": str, "speed": (int, float),
+    "burn_captions": bool,
 }
 TOP_KEYS = {"title", "defaults", "scene", "out", "sections", "jobs"}
 
@@ -118,5 +119,5 @@ def check_options(path: Path, text: str, options: dict, table_line: int) -> None
             close = difflib.get_close_matches(key, OPTIONS, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise UserError(f"{path}:{where}: unknown option {key!r}{hint}")
-        if not isinstance(value, OPTIONS[key]) or isinstance(value, bool):
+        if not isinstance(value, OPTIONS[key]) or (isinstance(value, bool) and OPTIONS[key] is not bool):
             raise UserError(f"{path}:{where}: option {key!r} has the wrong type ({type(value).__name__})")

@@ -65,16 +65,38 @@ def resolve_scene_names(requested: list[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def scene_params(prompt: str, model: str, device: str, layer, head, theme: str, seed: int, analogy: str):
+def scene_params(prompt: str, model: str, device: str, layer, head, theme: str, seed: int, analogy: str,
+                 voice: str = "joe", speed="1", burn_captions: bool = False):
     from model.trace import check_prompt
     from scenes.parts.params import Params, parse_analogy, parse_choice
+    from scenes.parts.voice import parse_speed, parse_voice
 
     if theme not in ("dark", "light"):
         raise UserError(f"unknown theme {theme!r} (choose dark or light)")
     return Params(prompt=check_prompt(prompt), model=model, device=device,
                   layer=parse_choice(None if layer is None else str(layer), "layer"),
                   head=parse_choice(None if head is None else str(head), "head"),
-                  theme=theme, seed=int(seed), analogy=parse_analogy(analogy))
+                  theme=theme, seed=int(seed), analogy=parse_analogy(analogy),
+                  voice=usable_voice(parse_voice(voice)), speed=parse_speed(speed), burn_captions=bool(burn_captions))
+
+
+def usable_voice(voice: str) -> str:
+    """The voice, checked (a damaged voice file: UserError); "none", with one line saying how to
+    install it, when it is not installed."""
+    from scenes.parts.voice import missing, voice_file
+
+    reason = missing(voice)
+    if reason:
+        if reason not in WARNED:
+            print(f"note: {reason}; rendering silently", file=sys.stderr)
+            WARNED.add(reason)
+        return "none"
+    if voice != "none":
+        voice_file(voice)
+    return voice
+
+
+WARNED: set[str] = set()
 
 
 def slug(text: str, limit: int = 40) -> str:
@@ -134,16 +156,19 @@ def lecture_jobs(args):
     from scenes.registry import SCENES
 
     lecture = load_lecture(args.file, list(SCENES))
-    cli = {k: getattr(args, k) for k in ("prompt", "model", "layer", "head", "analogy", "theme", "seed", "quality", "fps", "format")}
+    cli = {k: getattr(args, k) for k in ("prompt", "model", "layer", "head", "analogy", "theme", "seed", "quality", "fps", "format",
+                                         "voice", "speed", "burn_captions")}
     cli = {k: v for k, v in cli.items() if v is not None}
     base = {"prompt": DEFAULT_PROMPT, "model": "smollm2-135m", "layer": "auto", "head": "auto", "analogy": "uncle-man+woman",
-            "theme": "dark", "seed": 0, "quality": "low", "fps": None, "format": "mp4"}
+            "theme": "dark", "seed": 0, "quality": "low", "fps": None, "format": "mp4", "voice": "joe", "speed": 1.0,
+            "burn_captions": False}
     items = []
     for entry in lecture.scenes:
         o = {**base, **entry.options, **cli}
         where = f"{args.file}:{entry.line}: "
         try:
-            params = scene_params(o["prompt"], o["model"], args.device, o["layer"], o["head"], o["theme"], o["seed"], o["analogy"])
+            params = scene_params(o["prompt"], o["model"], args.device, o["layer"], o["head"], o["theme"], o["seed"], o["analogy"],
+                                  o["voice"], o["speed"], o["burn_captions"])
         except UserError as e:
             raise UserError(where + str(e)) from None
         settings = RenderSettings(o["quality"], o["fps"], o["format"], args.sections or lecture.sections)

@@ -60,14 +60,14 @@ class AttentionPattern(AttentionScene):
         legend.move_to([self.side_x, grid.frame.get_top()[1], 0], aligned_edge=UL)
         self.step = label("each cell: q · k", theme, LABEL)
         self.step.move_to([self.side_x, grid.frame.get_bottom()[1], 0], aligned_edge=DL)
-        self.caption(f"Every query meets every key: one dot product per pair. Columns are queries, rows are keys "
-                     f"(layer {L}, head {H}).", 4)
+        self.say(f"Every query meets every key: one dot product per pair. Columns are queries, rows are keys "
+                     f"(layer {L}, head {H}).")
         self.play(FadeIn(grid.frame), FadeIn(grid.key_labels), FadeIn(grid.query_labels), FadeIn(legend), run_time=1)
         self.play(FadeIn(grid.outlines), FadeIn(grid.dots), FadeIn(grid.squares), FadeIn(grid.numbers),
                   FadeIn(self.step), run_time=1.5)
         best = max((k for k in range(q + 1)), key=lambda k: qk[q, k])
-        self.caption(f"Down {self.piece(q)}'s column the largest product is with {self.piece(best)}: "
-                     f"{qk[q, best]:+.1f}. A big positive product means the key answers the query.", 4)
+        self.say(f"Down {self.piece(q)}'s column the largest product is with {self.piece(best)}: "
+                     f"{qk[q, best]:+.1f}. A big positive product means the key answers the query.")
         self.column = grid.column_box(q, theme.query)
         self.play(Create(self.column), run_time=0.6)
         self.wait(1.5)
@@ -82,8 +82,8 @@ class AttentionPattern(AttentionScene):
         step = VGroup(label("÷ √", theme, LABEL), count(cfg.d_head, theme, "config.d_head", size=LABEL, color=theme.text))
         step.arrange(RIGHT, buff=0.05).move_to(self.step, aligned_edge=DL)
         root = af.scale(cfg)
-        self.caption(f"The products are divided by √{cfg.d_head} = {root:.2f}, the square root of the query length, "
-                     "which keeps them in a range softmax handles well.", 4)
+        self.say(f"The products are divided by √{cfg.d_head} = {root:.2f}, the square root of the query length, "
+                     "which keeps them in a range softmax handles well.")
         self.play(FadeOut(self.step), FadeIn(step), *old.retarget(scaled), run_time=1.5)
         self.step = step
         weights = self.grid(trace[self.hook("hook_pattern")][H].numpy(), self.hook("hook_pattern"),
@@ -92,8 +92,8 @@ class AttentionPattern(AttentionScene):
         fit_width(step2, config.frame_width / 2 - 0.3 - self.side_x)
         step2.move_to(self.step, aligned_edge=DL)
         sums = self.column_sums(weights, SIZE)
-        self.caption("Softmax then turns each column into weights: all positive, adding up to 1 "
-                     "(the sums below include every key, shown or not).", 4)
+        self.say("Softmax then turns each column into weights: all positive, adding up to 1 "
+                     "(the sums below include every key, shown or not).")
         self.play(FadeOut(self.step), FadeIn(step2), *scaled.retarget(weights), run_time=1.5)
         self.play(FadeIn(sums), run_time=0.8)
         self.step, self.grid_now, self.sums = step2, weights, sums
@@ -117,6 +117,6 @@ class AttentionPattern(AttentionScene):
         lines.next_to(self.step, UP, buff=0.35).align_to(self.step, LEFT)
         share = sum(float(pattern[q, k]) for k in keys)
         listing = " and ".join(f"{trace.pieces[k]!r} {float(pattern[q, k]):.2f}" for k in keys)
-        self.caption(f"The story: {self.piece(q)} gives {listing}, {share:.2f} of its attention in all.", 4)
+        self.say(f"The story: {self.piece(q)} gives {listing}, {share:.2f} of its attention in all.")
         self.play(FadeOut(self.column), Create(boxes), FadeIn(lines), run_time=1.2)
         self.wait(2.5)

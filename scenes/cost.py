@@ -48,7 +48,7 @@ class Cost(TransformerScene):
         trace, theme = self.trace, self.theme
         if not self.rows:
             note = label("A one-token text has no next token to score.", theme, LABEL).move_to(DOWN * 0.3)
-            self.caption(f"Training scores each next-token guess, but {trace.pieces[0]!r} alone has nothing after it.", 3)
+            self.say(f"Training scores each next-token guess, but {trace.pieces[0]!r} alone has nothing after it.")
             self.play(FadeIn(note), run_time=0.8)
             self.wait(1)
             return
@@ -89,17 +89,17 @@ class Cost(TransformerScene):
         panel.next_to(formula, DOWN, buff=0.35).set_x(0)
         worst = self.rows[self.summary["worst"]]
         best = self.rows[self.summary["best"]]
-        self.caption(f"Training takes a real text and, at every position, asks how much probability the model "
-                     f"gave to the token that really came next ({len(self.rows)} guesses here).", 4)
+        self.say(f"Training takes a real text and, at every position, asks how much probability the model "
+                     f"gave to the token that really came next ({len(self.rows)} guesses here).")
         self.play(FadeIn(heads), LaggedStart(*[FadeIn(row, shift=0.1 * RIGHT) for row in table], lag_ratio=0.1),
                   run_time=2)
-        self.caption("The cost is minus the log of that probability: near 0 for a confident right guess, "
-                     "large for a surprise.", 4)
+        self.say("The cost is minus the log of that probability: near 0 for a confident right guess, "
+                     "large for a surprise.")
         self.play(FadeIn(formula), run_time=0.8)
         self.wait(1.5)
-        self.caption(f"Least surprising: {best['next']!r} after {best['after']!r} ({fmt_percent(best['probability'])}, "
+        self.say(f"Least surprising: {best['next']!r} after {best['after']!r} ({fmt_percent(best['probability'])}, "
                      f"cost {best['cost']:.2f}). Most: {worst['next']!r} after {worst['after']!r} "
-                     f"({fmt_percent(worst['probability'])}, cost {worst['cost']:.2f}).", 5)
+                     f"({fmt_percent(worst['probability'])}, cost {worst['cost']:.2f}).")
         self.wait(2)
 
     def beat_curve(self):
@@ -107,7 +107,7 @@ class Cost(TransformerScene):
         self.clear_stage()
         if not self.rows:
             note = label("No curve for a single token: give a longer text.", theme, LABEL).move_to(DOWN * 0.3)
-            self.caption("With one token there is no cost curve and no mean to show.", 3)
+            self.say("With one token there is no cost curve and no mean to show.")
             self.play(FadeIn(note), run_time=0.8)
             self.wait(1)
             return
@@ -136,12 +136,12 @@ class Cost(TransformerScene):
             if tag.get_right()[0] > config.frame_width / 2 - 0.2:
                 tag.next_to(point, LEFT, buff=0.12)
             names.add(tag)
-        self.caption(f"The same costs as a curve over the {n} positions: each point is one next-token guess.", 4)
+        self.say(f"The same costs as a curve over the {n} positions: each point is one next-token guess.")
         self.play(FadeIn(plot), run_time=0.8)
         self.play(Create(curve), FadeIn(dots), run_time=1.5)
         self.play(FadeIn(names), run_time=0.6)
         self.wait(1.5)
-        self.caption(f"Training nudges every weight to lower the mean cost over huge amounts of text. "
-                     f"For this text the mean is {mean:.2f} (a probability of about {fmt_percent(math.exp(-mean))} per guess).", 5)
+        self.say(f"Training nudges every weight to lower the mean cost over huge amounts of text. "
+                     f"For this text the mean is {mean:.2f} (a probability of about {fmt_percent(math.exp(-mean))} per guess).")
         self.play(Create(mean_line), FadeIn(mean_label), run_time=1)
         self.wait(2)

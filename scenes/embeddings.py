@@ -62,10 +62,10 @@ class Embeddings(TransformerScene):
         token.to_edge(LEFT, buff=0.3).set_y(matrix.row_label_of[highlight].get_y())
         pointer = Arrow(token.get_right(), matrix.row_label_of[highlight].get_left(),
                         buff=0.1, color=theme.token_color(pos), stroke_width=3, max_tip_length_to_length_ratio=0.2)
-        self.caption(f"The model keeps one learned row of numbers for each of its {fmt_int(cfg.vocab_size)} tokens: "
-                     f"the embedding matrix W_E, {fmt_int(cfg.vocab_size)} x {cfg.d_model}.", 4)
+        self.say(f"The model keeps one learned row of numbers for each of its {fmt_int(cfg.vocab_size)} tokens: "
+                     f"the embedding matrix W_E, {fmt_int(cfg.vocab_size)} x {cfg.d_model}.")
         self.play(FadeIn(matrix), FadeIn(row_axis), run_time=1.5)
-        self.caption(f"{trace.pieces[pos]!r} is token {tid}, so it takes row {tid}.", 3)
+        self.say(f"{trace.pieces[pos]!r} is token {tid}, so it takes row {tid}.")
         self.play(FadeIn(token), run_time=0.8)
         self.play(GrowArrow(pointer), run_time=0.6)
         column = VectorColumn(trace["hook_embed"][pos].numpy(), theme, "hook_embed", (pos,), head=4, tail=2,
@@ -74,8 +74,8 @@ class Embeddings(TransformerScene):
         self.play(TransformFromCopy(matrix.rows[highlight], column.body), FadeIn(column.left), FadeIn(column.right),
                   run_time=1.5)
         self.play(FadeIn(column.length_label), run_time=0.6)
-        self.caption(f"That row is the token's vector: {cfg.d_model} numbers, starting "
-                     f"{fmt(float(trace['hook_embed'][pos, 0]))}, {fmt(float(trace['hook_embed'][pos, 1]))}, ...", 3)
+        self.say(f"That row is the token's vector: {cfg.d_model} numbers, starting "
+                     f"{fmt(float(trace['hook_embed'][pos, 0]))}, {fmt(float(trace['hook_embed'][pos, 1]))}, ...")
         self.wait(1.5)
 
     def window(self) -> list[int | None]:
@@ -124,14 +124,14 @@ class Embeddings(TransformerScene):
         total.arrange(RIGHT, buff=0.12).next_to(columns, DOWN, buff=0.5)
         group = VGroup(strip, columns, total)
         fit_width(group, config.frame_width - 0.6)
-        self.caption(f"Every token is looked up the same way: {len(trace.tokens)} tokens become "
-                     f"{len(trace.tokens)} columns of {cfg.d_model} numbers.", 4)
+        self.say(f"Every token is looked up the same way: {len(trace.tokens)} tokens become "
+                     f"{len(trace.tokens)} columns of {cfg.d_model} numbers.")
         self.play(FadeIn(strip), run_time=0.8)
         self.play(LaggedStart(*[FadeIn(c, shift=0.3 * DOWN) for c in columns], lag_ratio=0.1), run_time=2)
         self.play(FadeIn(total), run_time=0.6)
         same = [p for p in range(len(trace.tokens)) if trace.tokens[p] == trace.tokens[self.focus] and p != self.focus]
-        self.caption("So far a token's vector ignores its neighbours: the same token always gets the same column"
-                     + (f" (here {trace.pieces[self.focus]!r} appears {len(same) + 1} times)." if same else "."), 3)
+        self.say("So far a token's vector ignores its neighbours: the same token always gets the same column"
+                     + (f" (here {trace.pieces[self.focus]!r} appears {len(same) + 1} times)." if same else "."))
         self.wait(1.5)
         self.columns = columns
 
@@ -153,13 +153,13 @@ class Embeddings(TransformerScene):
             cols.append(VGroup(cap, col))
         row = VGroup(cols[0], label("+", theme, BODY), cols[1], label("=", theme, BODY), cols[2]).arrange(RIGHT, buff=0.5)
         row.move_to(DOWN * 0.2)
-        self.caption(f"{cfg.name} learned one more vector per position: position {pos}'s vector is added "
-                     f"to {trace.pieces[pos]!r}'s.", 4)
+        self.say(f"{cfg.name} learned one more vector per position: position {pos}'s vector is added "
+                     f"to {trace.pieces[pos]!r}'s.")
         self.play(FadeIn(cols[0]), run_time=0.8)
         self.play(FadeIn(row[1]), FadeIn(cols[1]), run_time=1)
         self.play(FadeIn(row[3]), FadeIn(cols[2]), run_time=1)
         e, p = float(trace["hook_embed"][pos, 0]), float(trace["hook_pos_embed"][pos, 0])
-        self.caption(f"Entry by entry: {fmt(e)} + {fmt(p)} = {fmt(float(trace['blocks.0.hook_resid_pre'][pos, 0]))}.", 3)
+        self.say(f"Entry by entry: {fmt(e)} + {fmt(p)} = {fmt(float(trace['blocks.0.hook_resid_pre'][pos, 0]))}.")
         self.wait(2)
 
     def rotary_position(self):
@@ -174,7 +174,7 @@ class Embeddings(TransformerScene):
                             color=theme.dim)).arrange(DOWN, aligned_edge=LEFT, buff=0.15)
         fit_width(note, config.frame_width - 1)
         note.next_to([0, self.stage_top(), 0], DOWN, buff=0.25)
-        self.caption(f"{cfg.name} has no position vector: position enters later, by rotating queries and keys (RoPE).", 4)
+        self.say(f"{cfg.name} has no position vector: position enters later, by rotating queries and keys (RoPE).")
         self.play(FadeIn(note), run_time=1)
 
         before, after = np.array(pair["before"]), np.array(pair["after"])
@@ -205,14 +205,14 @@ class Embeddings(TransformerScene):
         lines.next_to(circle, RIGHT, buff=1.0)
         fit_width(lines, config.frame_width / 2 - 0.3 - lines.get_left()[0])
         self.play(FadeIn(axes), FadeIn(circle), GrowArrow(a1), FadeIn(lines[:3]), run_time=1.2)
-        self.caption(f"One real pair of {trace.pieces[pos]!r}'s query (layer {choice.layer}, head {head}): "
-                     f"at position {pos} it turns by {pair['angle']:.2f} radians.", 4)
+        self.say(f"One real pair of {trace.pieces[pos]!r}'s query (layer {choice.layer}, head {head}): "
+                     f"at position {pos} it turns by {pair['angle']:.2f} radians.")
         turned = a1.copy()
         self.play(turned.animate.become(a2), FadeIn(lines[3:]), run_time=1.5)
         arc = Angle(Line(origin, to_point(before)), Line(origin, to_point(after)), radius=0.6, color=theme.query,
                     other_angle=((pair["angle"] % (2 * math.pi)) > math.pi))
         self.play(FadeIn(arc), run_time=0.5)
-        self.caption("Keys turn the same way, so a query-key dot product depends on how far apart two tokens are.", 3)
+        self.say("Keys turn the same way, so a query-key dot product depends on how far apart two tokens are.")
         self.wait(2)
 
     def beat_neighbours(self):
@@ -232,10 +232,10 @@ class Embeddings(TransformerScene):
         bars.set_x(0)
         fit_width(panel, config.frame_width - 1)
         panel.move_to(DOWN * 0.2)
-        self.caption(f"Vectors that point the same way belong to related tokens. Closest to {trace.pieces[pos]!r} "
-                     f"among all {fmt_int(trace.config.vocab_size)}:", 3)
+        self.say(f"Vectors that point the same way belong to related tokens. Closest to {trace.pieces[pos]!r} "
+                     f"among all {fmt_int(trace.config.vocab_size)}:")
         self.play(FadeIn(head), FadeIn(sub), run_time=1)
         self.play(LaggedStart(*[FadeIn(line, shift=0.3 * RIGHT) for line in bars.lines], lag_ratio=0.15), run_time=1.5)
         listing = ", ".join(f"{n['piece']!r} {n['cosine']:.2f}" for n in near)
-        self.caption(f"{listing}.", 4)
+        self.say(f"{listing}.")
         self.wait(2)

@@ -78,21 +78,21 @@ class KvCache(TransformerScene):
         fit_width(group, config.frame_width - 0.6)
         size.next_to(group, DOWN, buff=0.6).set_x(0)
         piece = trace.pieces[self.new]
-        self.caption("To write token after token, the model runs once per new token. Attention needs every earlier "
-                     "token's key and value.", 4)
+        self.say("To write token after token, the model runs once per new token. Attention needs every earlier "
+                     "token's key and value.")
         self.play(FadeIn(strip), FadeIn(row_names[:2]), run_time=0.8)
         if len(cached_cells):
             self.play(LaggedStart(*[FadeIn(c) for c in cached_cells], lag_ratio=0.08), FadeIn(gaps), run_time=1.5)
-            self.caption(f"Those never change once computed, so they are kept: {n_cached} tokens' keys and values in every layer.", 4)
+            self.say(f"Those never change once computed, so they are kept: {n_cached} tokens' keys and values in every layer.")
             self.play(FadeIn(notes[:-2]), run_time=0.8)
         else:
-            self.caption("With a one-token text there is nothing earlier to keep yet.", 3)
+            self.say("With a one-token text there is nothing earlier to keep yet.")
             self.wait(1)
-        self.caption(f"Only the newest token, {piece!r}, goes through the model: one new key and value column; "
-                     "its query reads all the cached keys.", 4)
+        self.say(f"Only the newest token, {piece!r}, goes through the model: one new key and value column; "
+                     "its query reads all the cached keys.")
         self.play(GrowFromEdge(new_cells, UP), FadeIn(notes[-2:]), FadeIn(row_names[2]), run_time=1)
         self.play(Indicate(new_cells, color=theme.accent), run_time=0.8)
-        self.caption(f"The price is memory: {fmt_int(self.counts['cache_per_token'])} numbers per token for {cfg.name}.", 3)
+        self.say(f"The price is memory: {fmt_int(self.counts['cache_per_token'])} numbers per token for {cfg.name}.")
         self.play(FadeIn(size), run_time=0.8)
         self.wait(1.5)
 
@@ -110,14 +110,14 @@ class KvCache(TransformerScene):
         rows.shift(RIGHT * name_w / 2)
         fit_width(panel, config.frame_width - 0.8)
         panel.move_to(DOWN * 0.2)
-        self.caption(f"How much work is that? For the next token after these {c['tokens']} tokens, recomputing everything "
-                     f"costs {fmt_int(c['full'])} multiply-adds.", 4)
+        self.say(f"How much work is that? For the next token after these {c['tokens']} tokens, recomputing everything "
+                     f"costs {fmt_int(c['full'])} multiply-adds.")
         self.play(FadeIn(head), FadeIn(sub), run_time=0.8)
         self.play(GrowFromEdge(rows[0][1], LEFT), FadeIn(rows[0][0]), FadeIn(rows[0][2]), run_time=1)
         if c["tokens"] > 1:
-            self.caption(f"With the cache: {fmt_int(c['cached'])}, about {c['ratio']:.0f} times less. Without it, every new token "
-                         "would redo the work of all the tokens before it.", 5)
+            self.say(f"With the cache: {fmt_int(c['cached'])}, about {c['ratio']:.0f} times less. Without it, every new token "
+                         "would redo the work of all the tokens before it.")
         else:
-            self.caption("With a single token there is nothing cached yet: both ways cost the same.", 3)
+            self.say("With a single token there is nothing cached yet: both ways cost the same.")
         self.play(GrowFromEdge(rows[1][1], LEFT), FadeIn(rows[1][0]), FadeIn(rows[1][2]), run_time=1)
         self.wait(2.5)

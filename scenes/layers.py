@@ -75,16 +75,16 @@ class Layers(TransformerScene):
         layout.next_to([0, self.stage_top(), 0], DOWN, buff=0.1).set_x(0)
         rows = [row for _, col in columns for row in col]
         first = self.rows[0]["top"][0]
-        self.caption(f"What would the model say if it stopped early? Apply its last two steps to the vector after "
-                     f"each of the {cfg.n_layers} layers (the 'logit lens').", 4)
+        self.say(f"What would the model say if it stopped early? Apply its last two steps to the vector after "
+                     f"each of the {cfg.n_layers} layers (the 'logit lens').")
         self.play(FadeIn(intro), *[FadeIn(h) for h, _ in columns], run_time=1)
-        self.caption(f"After layer 0 it would say {first['token']!r} ({fmt_percent(first['probability'])}).", 3)
+        self.say(f"After layer 0 it would say {first['token']!r} ({fmt_percent(first['probability'])}).")
         self.play(LaggedStart(*[FadeIn(row, shift=0.1 * UP) for row in rows], lag_ratio=0.12), run_time=5.5)
         box = SurroundingRectangle(VGroup(*rows[self.settled:]), color=theme.accent, buff=0.06) \
             if self.settled >= len(rows) - ROWS_PER_COLUMN or len(rows) <= ROWS_PER_COLUMN else None
         self.wait(0.5)
-        self.caption(f"From layer {self.settled} on, the top token stays {self.final['token']!r}, the model's real answer "
-                     f"({fmt_percent(self.final['probability'])} at the end).", 4)
+        self.say(f"From layer {self.settled} on, the top token stays {self.final['token']!r}, the model's real answer "
+                     f"({fmt_percent(self.final['probability'])} at the end).")
         if box is not None:
             self.play(Create(box), run_time=0.8)
         self.wait(2)
@@ -116,11 +116,11 @@ class Layers(TransformerScene):
         settle_label.next_to(settle, DOWN, buff=0.05).shift(UP * 0.35 + RIGHT * (settle_label.width / 2 + 0.1))
         if settle_label.get_right()[0] > config.frame_width / 2 - 0.2:
             settle_label.shift(LEFT * (settle_label.width + 0.2))
-        self.caption(f"The same story as a curve: the probability of {self.final['token']!r} after each layer.", 4)
+        self.say(f"The same story as a curve: the probability of {self.final['token']!r} after each layer.")
         self.play(FadeIn(plot), FadeIn(answer), run_time=0.8)
         self.play(Create(curve), FadeIn(dots), run_time=2)
         self.play(FadeIn(marks), Create(settle), FadeIn(settle_label), run_time=0.8)
         self.wait(1)
-        self.caption(f"It goes from {fmt_percent(ps[0])} after layer 0 to {fmt_percent(ps[-1])} after layer {n - 1}: "
-                     "each layer adds a little to the vector, and the guess sharpens.", 4)
+        self.say(f"It goes from {fmt_percent(ps[0])} after layer 0 to {fmt_percent(ps[-1])} after layer {n - 1}: "
+                     "each layer adds a little to the vector, and the guess sharpens.")
         self.wait(2)

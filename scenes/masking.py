@@ -56,16 +56,16 @@ class Masking(AttentionScene):
         legend = VGroup(label("each token's guess for the next one:", theme, LABEL),
                         label("the real next token and the probability the model gave it", theme, SMALL, color=theme.dim))
         legend.arrange(DOWN, aligned_edge=LEFT, buff=0.1).next_to(strip, UP, buff=0.5).to_edge(LEFT, buff=0.5)
-        self.caption("In training, every position guesses the token after it, all at the same time, "
-                     "from one pass over the text.", 4)
+        self.say("In training, every position guesses the token after it, all at the same time, "
+                     "from one pass over the text.")
         self.play(FadeIn(strip), FadeIn(legend), run_time=1)
         if len(targets):
             self.play(LaggedStart(*[FadeIn(t, shift=0.2 * DOWN) for t in targets], lag_ratio=0.1), run_time=1.5)
             p0 = float(probs[0, trace.tokens[1]])
-            self.caption(f"Here the model gave {trace.pieces[1]!r} {fmt_percent(p0)} after {trace.pieces[0]!r}. "
-                         "If a position could see the token it is guessing, it would simply copy it and learn nothing.", 4)
+            self.say(f"Here the model gave {trace.pieces[1]!r} {fmt_percent(p0)} after {trace.pieces[0]!r}. "
+                         "If a position could see the token it is guessing, it would simply copy it and learn nothing.")
         else:
-            self.caption("With one token there is nothing later to hide, but the rule is the same at any length.", 3)
+            self.say("With one token there is nothing later to hide, but the rule is the same at any length.")
         rule = label("so a token may only look at itself and earlier tokens", theme, BODY, color=theme.accent)
         fit_width(rule, config.frame_width - 1)
         rule.to_edge(DOWN, buff=0.8)
@@ -91,8 +91,8 @@ class Masking(AttentionScene):
         notes.arrange(DOWN, aligned_edge=LEFT, buff=0.12)
         fit_width(notes, config.frame_width / 2 - 0.3 - side_x)
         notes.move_to([side_x, scores.frame.get_top()[1], 0], aligned_edge=UL)
-        self.caption(f"So every cell whose key comes after its query is set to minus infinity before softmax "
-                     f"(layer {L}, head {H}).", 4)
+        self.say(f"So every cell whose key comes after its query is set to minus infinity before softmax "
+                     f"(layer {L}, head {H}).")
         self.play(FadeIn(scores), FadeIn(notes), run_time=1.5)
         self.wait(0.5)
         weights = self.grid(trace[self.hook("hook_pattern")][H].numpy(), self.hook("hook_pattern"),
@@ -101,8 +101,8 @@ class Masking(AttentionScene):
         after = label("after softmax: exactly 0", theme, SMALL, color=theme.dim)
         fit_width(after, config.frame_width / 2 - 0.3 - side_x)
         after.next_to(notes, DOWN, buff=0.3, aligned_edge=LEFT)
-        self.caption("e to the minus infinity is exactly 0, so those keys get no weight at all, "
-                     "and each column still adds up to 1.", 4)
+        self.say("e to the minus infinity is exactly 0, so those keys get no weight at all, "
+                     "and each column still adds up to 1.")
         self.play(*scores.retarget(weights), FadeIn(after), run_time=1.5)
         self.remove(scores)
         self.add(weights)
@@ -133,10 +133,10 @@ class Masking(AttentionScene):
         fit_width(panels, config.frame_width - 0.8)
         fit_height(panels, self.stage_top() + config.frame_height / 2 - 1.0)
         panels.move_to([0, self.stage_top() - 0.15, 0], aligned_edge=UP)
-        self.caption(f"Every query meets every earlier key, so the grid grows with the square of the length: "
-                     f"{n} tokens make {fmt_int(n * n)} cells.", 4)
+        self.say(f"Every query meets every earlier key, so the grid grows with the square of the length: "
+                     f"{n} tokens make {fmt_int(n * n)} cells.")
         self.play(FadeIn(panels[0]), run_time=1)
-        self.caption(f"At the model's full context of {fmt_int(ctx)} tokens that is {fmt_int(ctx * ctx)} cells per head "
-                     f"per layer, {fmt_int(causal_cells(ctx))} of them left after the mask.", 4)
+        self.say(f"At the model's full context of {fmt_int(ctx)} tokens that is {fmt_int(ctx * ctx)} cells per head "
+                     f"per layer, {fmt_int(causal_cells(ctx))} of them left after the mask.")
         self.play(FadeIn(panels[1]), run_time=1)
         self.wait(2)

@@ -98,19 +98,19 @@ class Mlp(TransformerScene):
         row = VGroup(x, lines).arrange(RIGHT, buff=1.3)
         fit_width(row, config.frame_width - 0.8)
         row.move_to(DOWN * 0.45)
-        self.caption(f"After attention, each token's vector goes through an MLP on its own. "
-                     f"We follow {self.piece!r} in layer {self.layer}.", 4)
+        self.say(f"After attention, each token's vector goes through an MLP on its own. "
+                     f"We follow {self.piece!r} in layer {self.layer}.")
         self.play(FadeIn(self.chip), FadeIn(x), run_time=1)
         arrows = [self.arrow(x, m.box) for m in mats]
-        self.caption(f"Up-projection: {cfg.d_model} numbers times a {cfg.d_model} x {cfg.d_mlp} matrix "
-                     f"give {cfg.d_mlp} numbers" + (", twice: W_in and W_gate." if self.gated else "."), 4)
+        self.say(f"Up-projection: {cfg.d_model} numbers times a {cfg.d_model} x {cfg.d_mlp} matrix "
+                     f"give {cfg.d_mlp} numbers" + (", twice: W_in and W_gate." if self.gated else "."))
         self.play(*[GrowArrow(a) for a in arrows], *[FadeIn(m) for m in mats], run_time=1)
         self.play(*[TransformFromCopy(x.col.body, c.col.body) for c in cols],
                   *[FadeIn(VGroup(c[1], c.col.left, c.col.right, c.col.length_label)) for c in cols],
                   *[GrowArrow(self.arrow(m.box, c)) for m, c in zip(mats, cols)], run_time=1.5)
         first = float(trace[self.name(self.up_hook)][self.pos, 0])
-        self.caption(f"{cfg.d_mlp} neurons, each a dot product of the token's vector with one learned "
-                     f"direction (the first up value here: {fmt(first)}).", 4)
+        self.say(f"{cfg.d_mlp} neurons, each a dot product of the token's vector with one learned "
+                     f"direction (the first up value here: {fmt(first)}).")
         self.wait(1.5)
 
     def beat_nonlinearity(self):
@@ -149,14 +149,14 @@ class Mlp(TransformerScene):
         right = VGroup(formula, example, neurons).arrange(DOWN, buff=0.45)
         right.move_to(RIGHT * 3.6 + DOWN * 0.4)
         fit_width(right, config.frame_width / 2 - 0.5)
-        self.caption(f"Then the one non-linear step. {cfg.name} uses {self.act}"
-                     + (": a gate decides how much of each up value passes." if self.gated else ", applied to every up value."), 4)
+        self.say(f"Then the one non-linear step. {cfg.name} uses {self.act}"
+                     + (": a gate decides how much of each up value passes." if self.gated else ", applied to every up value."))
         self.play(FadeIn(plot), run_time=0.8)
         self.play(FadeIn(curve), FadeIn(rug), FadeIn(rug_name), run_time=1)
-        self.caption(f"Small ticks: where this token's {cfg.d_mlp} {'gate' if self.gated else 'up'} values fall "
-                     f"(every 4th). Negative inputs come out near zero.", 4)
+        self.say(f"Small ticks: where this token's {cfg.d_mlp} {'gate' if self.gated else 'up'} values fall "
+                     f"(every 4th). Negative inputs come out near zero.")
         self.play(FadeIn(formula), run_time=0.8)
-        self.caption(f"The strongest neuron for this token, {best}, worked through with its real numbers.", 3)
+        self.say(f"The strongest neuron for this token, {best}, worked through with its real numbers.")
         self.play(FadeIn(dot), FadeIn(tag), FadeIn(example), run_time=1)
         self.play(FadeIn(neurons), run_time=1)
         self.wait(1.5)
@@ -176,8 +176,8 @@ class Mlp(TransformerScene):
         row[0].shift(LEFT * 0.4)
         fit_width(row, config.frame_width - 0.6)
         row.move_to(DOWN * 0.35)
-        self.caption(f"Down-projection: a {cfg.d_mlp} x {cfg.d_model} matrix takes the neurons back to "
-                     f"{cfg.d_model} numbers.", 4)
+        self.say(f"Down-projection: a {cfg.d_mlp} x {cfg.d_model} matrix takes the neurons back to "
+                     f"{cfg.d_model} numbers.")
         self.play(FadeIn(neurons), run_time=0.6)
         self.play(FadeIn(w_out), GrowArrow(self.arrow(neurons, w_out.box)), run_time=0.8)
         self.play(TransformFromCopy(neurons.col.body, out.col.body),
@@ -186,8 +186,8 @@ class Mlp(TransformerScene):
         a = float(trace[self.name("hook_mlp_out")][self.pos, 0])
         b = float(trace[self.name("hook_resid_mid")][self.pos, 0])
         c = float(trace[self.name("hook_resid_post")][self.pos, 0])
-        self.caption(f"That output is added to the token's vector: first entries {fmt(b)} and {fmt(a)} make {fmt(c)}, "
-                     "and so on for all of them.", 4)
+        self.say(f"That output is added to the token's vector: first entries {fmt(b)} and {fmt(a)} make {fmt(c)}, "
+                     "and so on for all of them.")
         self.play(FadeIn(plus), FadeIn(mid), run_time=0.8)
         self.play(FadeIn(equals), FadeIn(post), run_time=0.8)
         self.wait(1.5)
@@ -213,11 +213,11 @@ class Mlp(TransformerScene):
         fit_width(layout, config.frame_width - 0.8)
         layout.move_to(DOWN * 0.4)
         t0 = facts["top"][0]
-        self.caption(f"Which neurons fire for {self.piece!r}? The strongest is neuron {t0['neuron']} at {fmt(t0['value'])}.", 4)
+        self.say(f"Which neurons fire for {self.piece!r}? The strongest is neuron {t0['neuron']} at {fmt(t0['value'])}.")
         self.play(FadeIn(head), LaggedStart(*[FadeIn(line, shift=0.2 * RIGHT) for line in bars.lines], lag_ratio=0.12),
                   FadeIn(bars.centre), run_time=1.5)
-        self.caption(f"Most stay quiet: {facts['near_zero']} of {cfg.d_mlp} ({100 * facts['fraction']:.0f}%) are within "
-                     f"{round(100 * NEAR_ZERO)}% of zero, relative to the strongest.", 4)
+        self.say(f"Most stay quiet: {facts['near_zero']} of {cfg.d_mlp} ({100 * facts['fraction']:.0f}%) are within "
+                     f"{round(100 * NEAR_ZERO)}% of zero, relative to the strongest.")
         self.play(FadeIn(grid_title), FadeIn(image), run_time=1)
         self.play(FadeIn(quiet), FadeIn(rule), run_time=0.8)
         self.wait(1.5)
@@ -246,12 +246,12 @@ class Mlp(TransformerScene):
         fit_width(panel, config.frame_width - 1.0)
         panel.move_to(DOWN * 0.3)
         share = counts["mlp_share"]
-        self.caption(f"Where the parameters are: in each layer attention has {fmt_int(counts['attention'])}, "
-                     f"the MLP {fmt_int(counts['mlp'])}.", 4)
+        self.say(f"Where the parameters are: in each layer attention has {fmt_int(counts['attention'])}, "
+                     f"the MLP {fmt_int(counts['mlp'])}.")
         self.play(FadeIn(head), run_time=0.6)
         self.play(LaggedStart(*[GrowFromEdge(r[1], LEFT) for r in rows], lag_ratio=0.3),
                   *[FadeIn(VGroup(r[0], r[2])) for r in rows], run_time=1.5)
-        self.caption(f"So {100 * share:.0f}% of each layer's weights sit in the MLP: much of what the model "
-                     "has memorised is thought to live there.", 4)
+        self.say(f"So {100 * share:.0f}% of each layer's weights sit in the MLP: much of what the model "
+                     "has memorised is thought to live there.")
         self.play(FadeIn(totals), run_time=1)
         self.wait(2)

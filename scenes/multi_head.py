@@ -50,12 +50,12 @@ class MultiHead(AttentionScene):
         legend.arrange(DOWN, aligned_edge=LEFT, buff=0.12)
         fit_width(legend, config.frame_width / 2 - 0.3 - (tiles.get_right()[0] + 0.5))
         legend.next_to(tiles, RIGHT, buff=0.5).align_to(tiles, UP)
-        self.caption(f"Layer {L} runs {n_heads} heads side by side, each with its own queries, keys and values, "
-                     "so each draws its own pattern over the same tokens.", 4)
+        self.say(f"Layer {L} runs {n_heads} heads side by side, each with its own queries, keys and values, "
+                     "so each draws its own pattern over the same tokens.")
         self.play(LaggedStart(*[FadeIn(t) for t in tiles], lag_ratio=0.1), FadeIn(legend), run_time=2)
         self.play(Create(mark), run_time=0.6)
-        self.caption(f"Head {self.head} is the one that links {self.piece(self.query)} to "
-                     f"{' and '.join(self.piece(k) for k in self.story_keys)}; the others look for other things.", 3)
+        self.say(f"Head {self.head} is the one that links {self.piece(self.query)} to "
+                     f"{' and '.join(self.piece(k) for k in self.story_keys)}; the others look for other things.")
         self.wait(1.5)
 
     def beat_contributions(self):
@@ -77,13 +77,13 @@ class MultiHead(AttentionScene):
         fit_height(group, self.stage_top() + config.frame_height / 2 - 0.9)
         group.next_to([0, self.stage_top(), 0], DOWN, buff=0.15)
         big = max(range(cfg.n_heads), key=lambda h: norms[h])
-        self.caption(f"Each head proposes its own change for {self.piece(q)}: head {big} the largest "
-                     f"(length {norms[big]:.1f}), the story head {self.head} {norms[self.head]:.1f}.", 4)
+        self.say(f"Each head proposes its own change for {self.piece(q)}: head {big} the largest "
+                     f"(length {norms[big]:.1f}), the story head {self.head} {norms[self.head]:.1f}.")
         self.play(FadeIn(title), FadeIn(bars.baseline), FadeIn(bars.labels), run_time=0.8)
         self.play(LaggedStart(*[FadeIn(VGroup(b, v), shift=0.2 * UP) for b, v in zip(bars.bars, bars.values)],
                               lag_ratio=0.08), FadeIn(note), run_time=1.5)
-        self.caption("The changes are summed and added to the vector in one step; the sum is what the values scene "
-                     "called ΔE.", 3)
+        self.say("The changes are summed and added to the vector in one step; the sum is what the values scene "
+                     "called ΔE.")
         self.play(FadeIn(flow), run_time=0.6)
         self.wait(1.5)
 
@@ -127,12 +127,12 @@ class MultiHead(AttentionScene):
         fit_height(rows, self.stage_top() + config.frame_height / 2 - 1.0)
         rows.next_to([0, self.stage_top(), 0], DOWN, buff=0.3)
         rows.set_x(0)
-        self.caption(f"{cfg.n_heads} heads of {cfg.d_head} numbers: {fmt_int(counts['per_query_head'])} parameters "
-                     f"for each query head's W_Q and W_O slices, {fmt_int(counts['layer'])} for layer {L}'s attention.", 4)
+        self.say(f"{cfg.n_heads} heads of {cfg.d_head} numbers: {fmt_int(counts['per_query_head'])} parameters "
+                     f"for each query head's W_Q and W_O slices, {fmt_int(counts['layer'])} for layer {L}'s attention.")
         self.play(LaggedStart(*[FadeIn(r, shift=0.2 * RIGHT) for r in rows[:2]], lag_ratio=0.3), run_time=1.2)
         if cfg.n_kv_heads < cfg.n_heads:
-            self.caption(f"To save memory, {cfg.name} lets {cfg.heads_per_kv} query heads share one set of keys and "
-                         f"values: {cfg.n_kv_heads} key/value heads for {cfg.n_heads} query heads.", 4)
+            self.say(f"To save memory, {cfg.name} lets {cfg.heads_per_kv} query heads share one set of keys and "
+                         f"values: {cfg.n_kv_heads} key/value heads for {cfg.n_heads} query heads.")
         self.play(LaggedStart(*[FadeIn(r, shift=0.2 * RIGHT) for r in rows[2:]], lag_ratio=0.15), run_time=2)
-        self.caption(f"Across all {cfg.n_layers} layers, attention holds {fmt_int(counts['all_layers'])} parameters.", 3)
+        self.say(f"Across all {cfg.n_layers} layers, attention holds {fmt_int(counts['all_layers'])} parameters.")
         self.wait(1.5)

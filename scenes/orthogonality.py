@@ -51,13 +51,13 @@ class Orthogonality(TransformerScene):
         rule = label("In N dimensions at most N directions are exactly perpendicular to each other.", theme, LABEL)
         fit_width(rule, config.frame_width - 1.0)
         rule.next_to([0, self.stage_top(), 0], DOWN, buff=0.3)
-        self.caption("Directions in a vector can stand for ideas. How many different directions fit without "
-                     "interfering, that is, all at right angles?", 4)
+        self.say("Directions in a vector can stand for ideas. How many different directions fit without "
+                     "interfering, that is, all at right angles?")
         self.play(GrowArrow(a), GrowArrow(b), FadeIn(corner), FadeIn(exact), run_time=1.2)
-        self.caption("Exactly at right angles: no more than the number of dimensions. In 2-D, two.", 3)
+        self.say("Exactly at right angles: no more than the number of dimensions. In 2-D, two.")
         self.play(FadeIn(rule), run_time=0.8)
-        self.caption(f"Allow a little slack, every pair between {90 - self.tol:g} and {90 + self.tol:g} degrees, "
-                     "and the answer changes as the dimension grows.", 4)
+        self.say(f"Allow a little slack, every pair between {90 - self.tol:g} and {90 + self.tol:g} degrees, "
+                     "and the answer changes as the dimension grows.")
         self.play(GrowArrow(base), Create(band), GrowArrow(near), FadeIn(near_text), run_time=1.5)
         self.wait(1.5)
 
@@ -116,19 +116,19 @@ class Orthogonality(TransformerScene):
             VGroup(name, cap).next_to(line.get_bottom(), UP + LEFT, buff=0.15)  # the empty corner under the curves
             marker = VGroup(line, name, cap)
         small = rows[len(rows) // 2]
-        self.caption(f"A real experiment, run with torch: for each dimension N, pack as many unit vectors as possible "
-                     f"with every pair within {self.tol:g} degrees of a right angle.", 5)
+        self.say(f"A real experiment, run with torch: for each dimension N, pack as many unit vectors as possible "
+                     f"with every pair within {self.tol:g} degrees of a right angle.")
         self.play(FadeIn(plot), FadeIn(how), run_time=1)
         self.play(Create(exact), FadeIn(legend[1]), run_time=0.8)
         self.play(Create(measured), FadeIn(dots), FadeIn(legend[0]), run_time=1.5)
-        self.caption(f"Up to about {small['dim']} dimensions the slack buys little ({small['count']} in {small['dim']}); "
-                     f"then it pays off: {last['count']} directions in {last['dim']} dimensions.", 4)
+        self.say(f"Up to about {small['dim']} dimensions the slack buys little ({small['count']} in {small['dim']}); "
+                     f"then it pays off: {last['count']} directions in {last['dim']} dimensions.")
         self.play(FadeIn(big), run_time=0.6)
-        self.caption("Theory caps how many could ever fit (the Welch bound); the measured counts stay below it.", 3)
+        self.say("Theory caps how many could ever fit (the Welch bound); the measured counts stay below it.")
         self.play(Create(welch), FadeIn(legend[2]), run_time=1)
         if len(marker):
-            self.caption(f"This model's vectors have {d} dimensions: beyond what was measured here, where theory "
-                         "still caps the count far above the measured curve.", 4)
+            self.say(f"This model's vectors have {d} dimensions: beyond what was measured here, where theory "
+                         "still caps the count far above the measured curve.")
             self.play(Create(marker[0]), FadeIn(marker[1:]), run_time=1)
         self.wait(1.5)
 
@@ -158,17 +158,17 @@ class Orthogonality(TransformerScene):
         lines.arrange(DOWN, aligned_edge=LEFT, buff=0.35)
         fit_width(lines, config.frame_width - 1.0)
         lines.move_to(DOWN * 0.2)
-        self.caption(f"{cfg.name} has {d} dimensions per token vector. The experiment stopped at {last['dim']} "
-                     "(to keep the build short); the bound says how far it could go.", 5)
+        self.say(f"{cfg.name} has {d} dimensions per token vector. The experiment stopped at {last['dim']} "
+                     "(to keep the build short); the bound says how far it could go.")
         self.play(FadeIn(lines[0]), run_time=0.8)
         self.play(FadeIn(lines[1]), run_time=0.8)
         if math.isfinite(f["welch_at_d_model"]):
-            self.caption(f"At {d} dimensions no more than {fmt_int(int(f['welch_at_d_model']))} directions can fit "
-                         f"within ±{self.tol:g} degrees: a bound from theory, not a measurement.", 4)
+            self.say(f"At {d} dimensions no more than {fmt_int(int(f['welch_at_d_model']))} directions can fit "
+                         f"within ±{self.tol:g} degrees: a bound from theory, not a measurement.")
         else:
-            self.caption(f"At {d} dimensions the Welch bound gives no limit; the true count is not measured here.", 4)
+            self.say(f"At {d} dimensions the Welch bound gives no limit; the true count is not measured here.")
         self.play(FadeIn(lines[2]), run_time=0.8)
-        self.caption("So a model can hold far more nearly independent features than it has dimensions.", 3)
+        self.say("So a model can hold far more nearly independent features than it has dimensions.")
         self.play(FadeIn(lines[3:]), run_time=0.8)
         self.wait(2)
 

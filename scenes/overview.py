@@ -30,9 +30,9 @@ class Overview(TransformerScene):
         trace, theme = self.trace, self.theme
         self.prompt_mob = PromptText(trace.prompt, theme, size=36).move_to(UP * 0.6)
         ask = label("What comes next?", theme, BODY, color=theme.accent).next_to(self.prompt_mob, DOWN, buff=0.6)
-        self.caption(f"We give the model a piece of text: \"{trace.prompt}\".", 3)
+        self.say(f"We give the model a piece of text: \"{trace.prompt}\".")
         self.play(FadeIn(self.prompt_mob), run_time=1.2)
-        self.caption("Its one job is to guess the text that comes next.", 3)
+        self.say("Its one job is to guess the text that comes next.")
         self.play(FadeIn(ask, shift=0.2 * UP), run_time=0.8)
         self.wait(1.5)
         self.ask = ask
@@ -41,7 +41,7 @@ class Overview(TransformerScene):
         trace, theme, cfg = self.trace, self.theme, self.trace.config
         strip = TokenStrip(trace.pieces, trace.tokens, theme, focus=[len(trace.tokens) - 1], max_width=8.5, size=LABEL * 0.9)
         strip.to_edge(DOWN, buff=0.75).set_x(-2.3)
-        self.caption(f"First the text is cut into {len(trace.tokens)} tokens.", 3)
+        self.say(f"First the text is cut into {len(trace.tokens)} tokens.")
         self.play(FadeOut(self.ask), ReplacementTransform(self.prompt_mob, strip), run_time=1.5)
         self.strip = strip
 
@@ -65,8 +65,8 @@ class Overview(TransformerScene):
         info.next_to(slabs, RIGHT, buff=0.5)
         if n_draw < cfg.n_layers:
             info.add(label(f"(showing {n_draw} of {cfg.n_layers} layers)", theme, SMALL, color=theme.dim))
-        self.caption(f"{trace.meta['model']['display_name']}: {cfg.n_layers} layers of attention and MLP, "
-                     f"{cfg.d_model} numbers per token, {fmt_int(self.data.parameter_counts['total'])} parameters.", 4)
+        self.say(f"{trace.meta['model']['display_name']}: {cfg.n_layers} layers of attention and MLP, "
+                     f"{cfg.d_model} numbers per token, {fmt_int(self.data.parameter_counts['total'])} parameters.")
         self.play(LaggedStart(*[GrowFromEdge(s, DOWN) for s in slabs], lag_ratio=0.03), run_time=1.5)
         flow = [b.copy() for b in strip.boxes.values()]
         self.play(*[f.animate.move_to(slabs[0]).scale(0.3).set_opacity(0) for f in flow],
@@ -87,12 +87,12 @@ class Overview(TransformerScene):
         panel.next_to(self.stack, RIGHT, buff=0.6).align_to(self.stack, DOWN)  # ... so put it back beside the stack
         arrow = Arrow(self.stack.get_top(), self.stack.get_top() + UP * 0.6, color=theme.accent, buff=0.05)
         top_piece, top_p = rows[0][0], rows[0][1]
-        self.caption(f"Out of the top come probabilities for every one of the {fmt_int(trace.config.vocab_size)} tokens.", 3)
+        self.say(f"Out of the top come probabilities for every one of the {fmt_int(trace.config.vocab_size)} tokens.")
         self.play(FadeIn(arrow), run_time=0.5)
         self.play(FadeIn(title), LaggedStart(*[FadeIn(line, shift=0.3 * RIGHT) for line in bars.lines], lag_ratio=0.15),
                   run_time=1.5)
-        self.caption(f"Its favourite is {top_piece!r} at {fmt_percent(top_p)}; "
-                     f"then {rows[1][0]!r} at {fmt_percent(rows[1][1])}.", 4)
+        self.say(f"Its favourite is {top_piece!r} at {fmt_percent(top_p)}; "
+                     f"then {rows[1][0]!r} at {fmt_percent(rows[1][1])}.")
         self.wait(3)
         self.bars, self.panel, self.arrow = bars, panel, arrow
 
@@ -100,8 +100,8 @@ class Overview(TransformerScene):
         trace, theme = self.trace, self.theme
         steps = self.data.samples
         self.clear_stage(self.panel)
-        self.caption(f"To write more, pick one token (sampled with seed {self.params.seed}), "
-                     "append it, and run the whole model again.", 4)
+        self.say(f"To write more, pick one token (sampled with seed {self.params.seed}), "
+                     "append it, and run the whole model again.")
         text = self.generated_text(trace.prompt, "")
         text.to_edge(UP, buff=1.3)
         self.play(FadeIn(text), self.panel.animate.move_to(DOWN * 1.0), run_time=1)
@@ -113,7 +113,7 @@ class Overview(TransformerScene):
             self.play(Indicate(bars.lines[row], color=theme.accent, scale_factor=1.08), run_time=0.8)
             appended += chosen["token"]
             new_text = self.generated_text(trace.prompt, appended).move_to(text, aligned_edge=UP)
-            self.caption(f"Step {k + 1}: sampled {chosen['token']!r} ({fmt_percent(chosen['probability'])}).", 2)
+            self.say(f"Step {k + 1}: sampled {chosen['token']!r} ({fmt_percent(chosen['probability'])}).")
             self.play(ReplacementTransform(text, new_text), run_time=0.7)
             text = new_text
             if k + 1 < len(steps):
@@ -123,9 +123,9 @@ class Overview(TransformerScene):
                 self.play(ReplacementTransform(bars, new_bars), run_time=0.8)
                 bars = new_bars
         if len(steps) < SAMPLE_STEPS:
-            self.caption(f"The prompt nearly fills the model's {trace.config.n_ctx}-token context, "
-                         f"so the loop stops after {len(steps)}.", 3)
-        self.caption(f"{len(steps)} tokens later the model has written {appended!r}, one forward pass per token.", 4)
+            self.say(f"The prompt nearly fills the model's {trace.config.n_ctx}-token context, "
+                         f"so the loop stops after {len(steps)}.")
+        self.say(f"{len(steps)} tokens later the model has written {appended!r}, one forward pass per token.")
         self.wait(2)
 
     def generated_text(self, prompt: str, appended: str) -> VGroup:

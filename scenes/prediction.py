@@ -91,16 +91,16 @@ class Prediction(TransformerScene):
         row.move_to(DOWN * 0.3)
         a1 = Arrow(left.get_right(), W_U.box.get_left(), buff=0.15, color=theme.dim, stroke_width=3)
         a2 = Arrow(W_U.box.get_right(), right.get_left(), buff=0.15, color=theme.dim, stroke_width=3)
-        self.caption(f"After the last layer, only the last token's vector matters for what comes next: "
-                     f"{cfg.d_model} numbers.", 4)
+        self.say(f"After the last layer, only the last token's vector matters for what comes next: "
+                     f"{cfg.d_model} numbers.")
         self.play(FadeIn(left), run_time=1)
-        self.caption(f"Multiplying by the unembedding matrix gives one score, a logit, for each of the "
-                     f"{fmt_int(cfg.vocab_size)} tokens.", 4)
+        self.say(f"Multiplying by the unembedding matrix gives one score, a logit, for each of the "
+                     f"{fmt_int(cfg.vocab_size)} tokens.")
         self.play(GrowArrow(a1), FadeIn(W_U), run_time=0.8)
         self.play(GrowArrow(a2), FadeIn(bars_title),
                   LaggedStart(*[FadeIn(line, shift=0.2 * RIGHT) for line in bars.lines], lag_ratio=0.12), run_time=1.5)
-        self.caption(f"The highest: {rows[0][0]!r} with {fmt(rows[0][1])}, then {rows[1][0]!r} with {fmt(rows[1][1])}. "
-                     "Logits are not yet probabilities.", 4)
+        self.say(f"The highest: {rows[0][0]!r} with {fmt(rows[0][1])}, then {rows[1][0]!r} with {fmt(rows[1][1])}. "
+                     "Logits are not yet probabilities.")
         self.wait(1.5)
 
     def beat_temperature(self):
@@ -130,12 +130,12 @@ class Prediction(TransformerScene):
         panels.next_to(formula, DOWN, buff=0.35)
         probs = {t: table["probs"][repr(float(t))][0] for t in TEMPERATURES}
         top = table["pieces"][0]
-        self.caption("Softmax turns logits into probabilities; dividing by a temperature T first "
-                     "sharpens (T < 1) or flattens (T > 1) them.", 4)
+        self.say("Softmax turns logits into probabilities; dividing by a temperature T first "
+                     "sharpens (T < 1) or flattens (T > 1) them.")
         self.play(FadeIn(formula), run_time=0.8)
         self.play(LaggedStart(*[FadeIn(p) for p in panels], lag_ratio=0.25), run_time=2)
-        self.caption(f"{top!r} gets {fmt_percent(probs[0.5])} at T = 0.5, {fmt_percent(probs[1.0])} at T = 1, "
-                     f"{fmt_percent(probs[2.0])} at T = 2, where the rest spreads over thousands of unlikely tokens.", 4)
+        self.say(f"{top!r} gets {fmt_percent(probs[0.5])} at T = 0.5, {fmt_percent(probs[1.0])} at T = 1, "
+                     f"{fmt_percent(probs[2.0])} at T = 2, where the rest spreads over thousands of unlikely tokens.")
         self.wait(2)
 
     def beat_sample(self):
@@ -150,11 +150,11 @@ class Prediction(TransformerScene):
         fit_width(panel, config.frame_width - 1.0)
         panel.next_to(strip, DOWN, buff=0.8)
         s = self.steps[0]["chosen"]
-        self.caption(f"To write, draw one token at random from these probabilities (T = {t_text(SAMPLE_TEMPERATURE)}, "
-                     f"seed {self.params.seed}: the same seed always draws the same tokens).", 5)
+        self.say(f"To write, draw one token at random from these probabilities (T = {t_text(SAMPLE_TEMPERATURE)}, "
+                     f"seed {self.params.seed}: the same seed always draws the same tokens).")
         self.play(FadeIn(strip), FadeIn(panel), run_time=1.2)
         box = SurroundingRectangle(bars.lines[chosen], color=theme.accent, buff=0.08)
-        self.caption(f"This time the draw gives {s['token']!r} ({fmt_percent(s['probability'])}); it is appended to the text.", 3)
+        self.say(f"This time the draw gives {s['token']!r} ({fmt_percent(s['probability'])}); it is appended to the text.")
         self.play(FadeIn(box), Indicate(bars.lines[chosen], color=theme.accent, scale_factor=1.05), run_time=1)
         grown = self.place_strip(self.context_strip(1))
         self.play(ReplacementTransform(strip, grown), FadeOut(box), run_time=1)
@@ -164,7 +164,7 @@ class Prediction(TransformerScene):
     def beat_repeat(self):
         theme = self.theme
         strip, bars = self.strip, self.bars
-        self.caption("Then the whole model runs again on the longer text, and the next token is drawn the same way.", 4)
+        self.say("Then the whole model runs again on the longer text, and the next token is drawn the same way.")
         for step in range(1, len(self.steps)):
             new_bars = self.step_bars(step).move_to(bars, aligned_edge=UP + LEFT)
             rows, chosen = sample_rows(self.steps, step)
@@ -172,13 +172,13 @@ class Prediction(TransformerScene):
             self.play(ReplacementTransform(bars, new_bars), run_time=0.9)
             bars = new_bars
             box = SurroundingRectangle(bars.lines[chosen], color=theme.accent, buff=0.08)
-            self.caption(f"Step {step + 1}: {s['top'][0]['token']!r} leads with {fmt_percent(s['top'][0]['probability'])}; "
-                         f"the draw gives {s['chosen']['token']!r} ({fmt_percent(s['chosen']['probability'])}).", 3)
+            self.say(f"Step {step + 1}: {s['top'][0]['token']!r} leads with {fmt_percent(s['top'][0]['probability'])}; "
+                         f"the draw gives {s['chosen']['token']!r} ({fmt_percent(s['chosen']['probability'])}).")
             self.play(FadeIn(box), run_time=0.5)
             grown = self.place_strip(self.context_strip(step + 1))
             self.play(ReplacementTransform(strip, grown), FadeOut(box), run_time=0.8)
             strip = grown
             self.wait(0.5)
         text = "".join(s["chosen"]["token"] for s in self.steps)
-        self.caption(f"{len(self.steps)} draws, {len(self.steps)} forward passes: the model added {text!r}.", 3)
+        self.say(f"{len(self.steps)} draws, {len(self.steps)} forward passes: the model added {text!r}.")
         self.wait(1.5)

@@ -68,20 +68,20 @@ class Qkv(AttentionScene):
             fit_height(row, room)
             fit_width(row, config.frame_width - 0.6)
             row.move_to([0, y, 0])
-        self.caption(f"Layer {self.layer}, head {self.head}: {self.piece(q)}'s vector, as attention reads it "
-                     f"(after the layer's norm), is multiplied by the query matrix W_Q, {cfg.d_model} → {cfg.d_head}.", 4)
+        self.say(f"Layer {self.layer}, head {self.head}: {self.piece(q)}'s vector, as attention reads it "
+                     f"(after the layer's norm), is multiplied by the query matrix W_Q, {cfg.d_model} → {cfg.d_head}.")
         self.play(FadeIn(qrow[:3]), run_time=1.2)
         self.play(FadeIn(qrow[3:5]), run_time=1.0)
         if self.rotary:
-            self.caption(f"{cfg.name} then turns the query by an angle set by its position (RoPE). "
-                         "Every query and key from here on is the turned one, as the dot products use it.", 4)
+            self.say(f"{cfg.name} then turns the query by an angle set by its position (RoPE). "
+                         "Every query and key from here on is the turned one, as the dot products use it.")
             self.play(FadeIn(qrow[5:]), run_time=1.0)
         first = float(trace[self.qk("q")][q, self.head, 0])
-        self.caption(f"The result is {self.piece(q)}'s query: {cfg.d_head} numbers, starting {first:+.2f}. "
-                     "It is what this token is looking for.", 3)
+        self.say(f"The result is {self.piece(q)}'s query: {cfg.d_head} numbers, starting {first:+.2f}. "
+                     "It is what this token is looking for.")
         self.wait(1)
-        self.caption(f"Keys come the same way from a second matrix, W_K: here the key of {self.piece(key_pos)}, "
-                     "what that token offers to be found by.", 4)
+        self.say(f"Keys come the same way from a second matrix, W_K: here the key of {self.piece(key_pos)}, "
+                     "what that token offers to be found by.")
         self.play(FadeIn(krow), run_time=1.5)
         self.wait(1.5)
 
@@ -107,16 +107,16 @@ class Qkv(AttentionScene):
         group.move_to(DOWN * 0.2)
         note.next_to(VGroup(queries, keys), DOWN, buff=0.25)
         n = len(trace.tokens)
-        self.caption(f"Every token does the same, all at once: {n} queries and {n} keys, "
-                     f"{cfg.d_head} numbers each, from the same two matrices.", 4)
+        self.say(f"Every token does the same, all at once: {n} queries and {n} keys, "
+                     f"{cfg.d_head} numbers each, from the same two matrices.")
         self.play(FadeIn(queries.strip), FadeIn(q_label), run_time=0.8)
         self.play(LaggedStart(*[FadeIn(c, shift=0.2 * DOWN) for c in queries.cols], lag_ratio=0.08), run_time=1.5)
         self.play(FadeIn(k_label), LaggedStart(*[FadeIn(c, shift=0.2 * DOWN) for c in keys.cols], lag_ratio=0.08),
                   run_time=1.5)
         self.play(FadeIn(note), run_time=0.5)
         if cfg.n_kv_heads < cfg.n_heads:
-            self.caption(f"In {cfg.name}, {cfg.heads_per_kv} query heads share one key head: "
-                         f"head {self.head} reads key head {self.kv}.", 3)
+            self.say(f"In {cfg.name}, {cfg.heads_per_kv} query heads share one key head: "
+                         f"head {self.head} reads key head {self.kv}.")
         self.wait(1.5)
 
     def beat_shared_space(self):
@@ -165,8 +165,8 @@ class Qkv(AttentionScene):
                 drops.add(DashedLine(p, [p[0], center[1], 0], color=theme.key, stroke_width=2))
         title = label("keys as seen from one query", theme, LABEL)
         title.next_to(box, UP, buff=0.15)
-        self.caption(f"Queries and keys live in the same {cfg.d_head}-number space. Here is a flat slice of it "
-                     f"that keeps what matters to {self.piece(q)}'s query.", 4)
+        self.say(f"Queries and keys live in the same {cfg.d_head}-number space. Here is a flat slice of it "
+                     f"that keeps what matters to {self.piece(q)}'s query.")
         self.play(FadeIn(box), FadeIn(axis), FadeIn(vaxis), FadeIn(title), run_time=0.8)
         self.play(GrowArrow(arrow), FadeIn(legend), run_time=0.8)
         self.play(LaggedStart(*[FadeIn(d) for d in dots], lag_ratio=0.05), FadeIn(names), run_time=1.5)
@@ -193,7 +193,7 @@ class Qkv(AttentionScene):
         fit_width(panel, config.frame_width / 2 - 0.3 - (box.get_right()[0] + 0.5))
         panel.next_to(box, RIGHT, buff=0.5)
         best = ", ".join(f"{trace.pieces[k]!r} {qk[k]:+.1f}" for k in keys)
-        self.caption(f"The further along the query a key lies, the larger its dot product with it: {best}. "
-                     "Larger products will mean more attention.", 4)
+        self.say(f"The further along the query a key lies, the larger its dot product with it: {best}. "
+                     "Larger products will mean more attention.")
         self.play(FadeIn(drops), FadeIn(panel), run_time=1.0)
         self.wait(2)

@@ -66,14 +66,14 @@ class Softmax(AttentionScene):
         raw = self.bars({k: float(scores[k]) for k in self.keys_shown}, self.hook("hook_attn_scores"),
                         lambda k: (H, q, k), height=0.7 if float(scores.min()) < 0 < float(scores.max()) else 1.2)
         step1 = place(raw, "x: the scores", 0)
-        self.caption(f"Softmax takes any list of numbers, here the {q + 1} scores in {self.piece(q)}'s column "
-                     f"(layer {L}, head {H}), and turns it into weights.", 4)
+        self.say(f"Softmax takes any list of numbers, here the {q + 1} scores in {self.piece(q)}'s column "
+                     f"(layer {L}, head {H}), and turns it into weights.")
         self.play(FadeIn(step1), FadeIn(formula), run_time=1.2)
         self.wait(0.5)
         exps = {k: math.exp(float(scores[k])) for k in self.keys_shown}
         up = self.bars(exps, "attn.exp", lambda k: (L, H, q, k), height=1.2)
         step2 = place(up, "e^x: all positive", 1)
-        self.caption("First raise e to each score: negatives become small positives, and the largest pulls ahead.", 3)
+        self.say("First raise e to each score: negatives become small positives, and the largest pulls ahead.")
         self.play(ReplacementTransform(step1.copy(), step2), run_time=1.5)
         total = float(scores.exp().sum())
         weights = self.bars({k: float(pattern[k]) for k in self.keys_shown}, self.hook("hook_pattern"),
@@ -82,15 +82,15 @@ class Softmax(AttentionScene):
         col_sum = VGroup(label(f"sum of all {'weights' if q else 'the weight'}:", theme, LABEL),
                          number(float(pattern.sum()), theme, "attn.colsum", (L, H, q), scale=1, size=LABEL))
         col_sum.arrange(RIGHT, buff=0.15).next_to(formula, DOWN, buff=0.3).align_to(formula, RIGHT)
-        self.caption(f"Then divide each by their total ({total:.2f}): the weights are all positive and add up to 1.", 3)
+        self.say(f"Then divide each by their total ({total:.2f}): the weights are all positive and add up to 1.")
         self.play(ReplacementTransform(step2.copy(), step3), run_time=1.5)
         self.play(FadeIn(col_sum), run_time=0.6)
         hidden = q + 1 - len(self.keys_shown)
         if hidden:
-            self.caption(f"({hidden} smaller scores are not drawn; they share the remaining "
-                         f"{1 - sum(float(pattern[k]) for k in self.keys_shown):.2f}.)", 3)
+            self.say(f"({hidden} smaller scores are not drawn; they share the remaining "
+                         f"{1 - sum(float(pattern[k]) for k in self.keys_shown):.2f}.)")
         best = max(self.keys_shown, key=lambda k: float(pattern[k]))
-        self.caption(f"{self.piece(best)} scored {float(scores[best]):+.2f} and gets {float(pattern[best]):.2f} of the weight.", 3)
+        self.say(f"{self.piece(best)} scored {float(scores[best]):+.2f} and gets {float(pattern[best]):.2f} of the weight.")
         self.wait(1.5)
 
     def beat_temperature(self):
@@ -113,14 +113,14 @@ class Softmax(AttentionScene):
         fit_height(panels, top + config.frame_height / 2 - 0.6)
         fit_width(panels, config.frame_width - 1.0)
         panels.move_to([0, top, 0], aligned_edge=UP)
-        self.caption("Dividing the scores by a temperature T before softmax changes how decisive it is. "
-                     "T = 1 is what the model uses.", 4)
+        self.say("Dividing the scores by a temperature T before softmax changes how decisive it is. "
+                     "T = 1 is what the model uses.")
         self.play(FadeIn(formula), FadeIn(panels[2]), run_time=1.0)
         best = max(self.keys_shown, key=lambda k: table[1.0][k])
-        self.caption(f"T = 0.5 sharpens: {self.piece(best)} goes from {table[1.0][best]:.2f} to {table[0.5][best]:.2f}. "
-                     "T = 0 is the limit: everything on the largest score, taken directly, with no division by zero.", 4)
+        self.say(f"T = 0.5 sharpens: {self.piece(best)} goes from {table[1.0][best]:.2f} to {table[0.5][best]:.2f}. "
+                     "T = 0 is the limit: everything on the largest score, taken directly, with no division by zero.")
         self.play(FadeIn(panels[1]), run_time=0.8)
         self.play(FadeIn(panels[0]), run_time=0.8)
-        self.caption(f"T = 2 flattens: {self.piece(best)} drops to {table[2.0][best]:.2f} and the others gain.", 3)
+        self.say(f"T = 2 flattens: {self.piece(best)} drops to {table[2.0][best]:.2f} and the others gain.")
         self.play(FadeIn(panels[3]), run_time=0.8)
         self.wait(2)

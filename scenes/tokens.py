@@ -31,7 +31,7 @@ class Tokens(TransformerScene):
         trace, theme = self.trace, self.theme
         n = len(trace.tokens)
         prompt = PromptText(trace.prompt, theme, size=34).move_to(UP * 1.2)
-        self.caption(f"The model never reads letters. Our prompt is {len(trace.prompt)} characters of plain text.")
+        self.say(f"The model never reads letters. Our prompt is {len(trace.prompt)} characters of plain text.")
         self.play(FadeIn(prompt), run_time=1)
         self.wait(1.5)
         word = self.split_word()
@@ -39,26 +39,26 @@ class Tokens(TransformerScene):
         self.strip = TokenStrip(trace.pieces, trace.tokens, theme, focus=focus, show_ids=True).move_to(DOWN * 0.2)
         boxes = [self.strip.boxes[p] for p in self.strip.shown_positions]
         gaps = [m for m in self.strip.row if m not in boxes]
-        self.caption(f"The tokenizer cuts it into {n} tokens: pieces of words it learned from data.")
+        self.say(f"The tokenizer cuts it into {n} tokens: pieces of words it learned from data.")
         self.play(prompt.animate.scale(0.8).to_edge(UP, buff=1.2),
                   LaggedStart(*[GrowFromCenter(b) for b in boxes], lag_ratio=0.08), *[FadeIn(g) for g in gaps],
                   run_time=2)
         self.prompt = prompt
         if len(self.strip.shown_positions) < n:
-            self.caption(f"Only {len(self.strip.shown_positions)} of the {n} tokens fit on screen; '…' stands for the rest.")
+            self.say(f"Only {len(self.strip.shown_positions)} of the {n} tokens fit on screen; '…' stands for the rest.")
         if word:
             parts = [trace.pieces[i] for i in range(*word)]
             whole = "".join(parts)
             group = VGroup(*[self.strip.boxes[i] for i in range(*word) if i in self.strip.boxes])
             brace = Brace(group, UP, color=theme.accent, buff=0.08)
             note = label(f"one word, {len(parts)} tokens", theme, LABEL, color=theme.accent).next_to(brace, UP, buff=0.1)
-            self.caption(f"Rare words split: '{whole.strip()}' becomes {len(parts)} tokens, "
-                         + " + ".join(repr(p) for p in parts) + ".", 4)
+            self.say(f"Rare words split: '{whole.strip()}' becomes {len(parts)} tokens, "
+                         + " + ".join(repr(p) for p in parts) + ".")
             self.play(GrowFromCenter(brace), FadeIn(note), run_time=1)
             self.wait(2)
             self.play(FadeOut(brace), FadeOut(note), run_time=0.5)
         else:
-            self.caption("Here every word happens to be a single token; rarer words would split into pieces.")
+            self.say("Here every word happens to be a single token; rarer words would split into pieces.")
             self.wait(2)
         space = label("␣ marks a space: it belongs to the token that follows it", theme, SMALL, color=theme.dim)
         space.next_to(self.strip, DOWN, buff=0.9)
@@ -71,14 +71,14 @@ class Tokens(TransformerScene):
         vocab = trace.config.vocab_size
         focus = self.data.focus
         ids = self.strip.id_group()
-        self.caption(f"To the model each token is just a number: {trace.pieces[focus]!r} is token {trace.tokens[focus]}.", 4)
+        self.say(f"To the model each token is just a number: {trace.pieces[focus]!r} is token {trace.tokens[focus]}.")
         self.play(FadeOut(self.space_note), LaggedStart(*[FadeIn(i, shift=0.2 * DOWN) for i in ids], lag_ratio=0.06),
                   run_time=1.5)
         vocab_line = VGroup(label("This tokenizer knows", theme, BODY),
                             count(vocab, theme, "config.vocab_size", size=BODY),
                             label("tokens", theme, BODY)).arrange(RIGHT, buff=0.18)
         vocab_line.next_to(self.strip, DOWN, buff=1.0)
-        self.caption(f"Its vocabulary has {fmt_int(vocab)} tokens, so every id is a whole number below {fmt_int(vocab)}.", 4)
+        self.say(f"Its vocabulary has {fmt_int(vocab)} tokens, so every id is a whole number below {fmt_int(vocab)}.")
         self.play(Write(vocab_line), run_time=1.2)
         self.wait(2.5)
         self.vocab_line = vocab_line
@@ -116,15 +116,15 @@ class Tokens(TransformerScene):
         stage = Group(explain, char_title, tok_title, char_grid, token_grid, char_cells, tok_cells)
         fit_height(stage, self.stage_top() - (-config.frame_height / 2 + 0.55))
         stage.move_to([0, (self.stage_top() + (-config.frame_height / 2 + 0.55)) / 2, 0])
-        self.caption("Attention compares every position with every other one, so its grid grows with the square of the length.", 4)
+        self.say("Attention compares every position with every other one, so its grid grows with the square of the length.")
         self.play(FadeIn(explain), FadeIn(char_title), FadeIn(tok_title), run_time=1)
-        self.caption(f"By characters: {chars} x {chars} = {fmt_int(chars * chars)} cells. "
-                     f"By tokens: {n} x {n} = {fmt_int(n * n)} cells.", 5)
+        self.say(f"By characters: {chars} x {chars} = {fmt_int(chars * chars)} cells. "
+                     f"By tokens: {n} x {n} = {fmt_int(n * n)} cells.")
         self.play(FadeIn(char_grid), FadeIn(token_grid), run_time=1.5)
         self.play(FadeIn(char_cells), FadeIn(tok_cells), run_time=1)
         q, keys = choice.query, choice.keys
-        self.caption(f"The squares on the right are real attention weights (layer {choice.layer}, head {choice.head}): "
-                     f"the column of {trace.pieces[q]!r} is filled by {' and '.join(repr(trace.pieces[k]) for k in keys)}.", 5)
+        self.say(f"The squares on the right are real attention weights (layer {choice.layer}, head {choice.head}): "
+                     f"the column of {trace.pieces[q]!r} is filled by {' and '.join(repr(trace.pieces[k]) for k in keys)}.")
         self.wait(4)
 
     def grid_positions(self) -> list[int | None]:

@@ -41,8 +41,8 @@ class Values(AttentionScene):
         fit_width(row, config.frame_width - 1.0)
         fit_height(row, 3.3)
         row.next_to([0, self.stage_top(), 0], DOWN, buff=0.1)
-        self.caption(f"A third matrix, W_V ({cfg.d_model} → {cfg.d_head}), gives every token a value vector: "
-                     "what it hands over to the tokens that attend to it.", 4)
+        self.say(f"A third matrix, W_V ({cfg.d_model} → {cfg.d_head}), gives every token a value vector: "
+                     "what it hands over to the tokens that attend to it.")
         self.play(FadeIn(row), run_time=1.5)
         room = int((config.frame_width - 1.6) // COLUMN_WIDTH)
         self.positions = self.grid_positions(room)
@@ -51,7 +51,7 @@ class Values(AttentionScene):
         fit_width(values, config.frame_width - 0.8)
         fit_height(values, row.get_bottom()[1] + config.frame_height / 2 - 0.7)
         values.next_to(row, DOWN, buff=0.35)
-        self.caption(f"Every token gets one, from the same matrix: {len(trace.tokens)} value vectors of {cfg.d_head} numbers.", 3)
+        self.say(f"Every token gets one, from the same matrix: {len(trace.tokens)} value vectors of {cfg.d_head} numbers.")
         self.play(LaggedStart(*[FadeIn(c, shift=0.2 * DOWN) for c in [values.strip, *values.cols]], lag_ratio=0.08),
                   run_time=1.5)
         self.wait(1.5)
@@ -88,8 +88,8 @@ class Values(AttentionScene):
         fit_height(top_row, 3.2)
         top_row.next_to([0, self.stage_top(), 0], DOWN, buff=0.15)
         listing = " + ".join(f"{float(pattern[k]):.2f} × value of {trace.pieces[k]!r}" for k in terms_keys)
-        self.caption(f"{self.piece(q)} takes the values it attends to, each times its weight, and adds them up: {listing}"
-                     + (f" + {rest} more." if rest else "."), 5)
+        self.say(f"{self.piece(q)} takes the values it attends to, each times its weight, and adds them up: {listing}"
+                     + (f" + {rest} more." if rest else "."))
         self.play(LaggedStart(*[FadeIn(p) for p in parts[:-2]], lag_ratio=0.2), run_time=2)
         self.play(FadeIn(parts[-2]), FadeIn(z), run_time=1)
         corners = self.data.weight_corners
@@ -101,8 +101,8 @@ class Values(AttentionScene):
         fit_width(bottom_row, config.frame_width - 0.8)
         fit_height(bottom_row, top_row.get_bottom()[1] + config.frame_height / 2 - 0.8)
         bottom_row.next_to(top_row, DOWN, buff=0.35)
-        self.caption(f"W_O carries that {cfg.d_head}-number sum back up to {cfg.d_model} numbers: "
-                     f"the change this head proposes for {self.piece(q)}'s vector.", 4)
+        self.say(f"W_O carries that {cfg.d_head}-number sum back up to {cfg.d_model} numbers: "
+                     f"the change this head proposes for {self.piece(q)}'s vector.")
         self.play(FadeIn(bottom_row), run_time=1.5)
         self.wait(1.5)
 
@@ -122,8 +122,8 @@ class Values(AttentionScene):
         fit_height(group, self.stage_top() + config.frame_height / 2 - 0.9)
         group.next_to([0, self.stage_top(), 0], DOWN, buff=0.1)
         e, d, new = (float(trace[n][q, 0]) for n, _ in names)
-        self.caption(f"The change is added to {self.piece(q)}'s vector: first entry {e:+.2f} {d:+.2f} = {new:+.2f}. "
-                     f"ΔE here is the sum over all {cfg.n_heads} heads of layer {L}; head {self.head}'s part was just shown.", 5)
+        self.say(f"The change is added to {self.piece(q)}'s vector: first entry {e:+.2f} {d:+.2f} = {new:+.2f}. "
+                     f"ΔE here is the sum over all {cfg.n_heads} heads of layer {L}; head {self.head}'s part was just shown.")
         self.play(FadeIn(token), FadeIn(cols[0]), FadeIn(note), run_time=1)
         self.play(FadeIn(row[1]), FadeIn(cols[1]), run_time=1)
         self.play(FadeIn(row[3]), FadeIn(cols[2]), run_time=1)
@@ -140,8 +140,8 @@ class Values(AttentionScene):
         fit_width(group, config.frame_width - 0.8)
         fit_height(group, self.stage_top() + config.frame_height / 2 - 1.0)
         group.move_to(DOWN * 0.2)
-        self.caption(f"Every column does the same in parallel: all {len(trace.tokens)} tokens get their own weighted "
-                     "sum and their own change, in one pass.", 4)
+        self.say(f"Every column does the same in parallel: all {len(trace.tokens)} tokens get their own weighted "
+                     "sum and their own change, in one pass.")
         self.play(FadeIn(title), FadeIn(deltas.strip), run_time=0.8)
         self.play(LaggedStart(*[FadeIn(c, shift=0.3 * DOWN) for c in deltas.cols], lag_ratio=0.05), run_time=1.5)
         self.wait(1.5)

@@ -61,17 +61,17 @@ class WordVectors(TransformerScene):
         formula.next_to([0, self.stage_top(), 0], DOWN, buff=0.2)
         note = label(f"each E is a row of W_E: {d} numbers", theme, SMALL, color=theme.dim).next_to(formula, DOWN, buff=0.12)
         if first:
-            self.caption(f"Take the model's own input vectors for {a!r}, {b!r} and {c!r}, "
-                         f"{d} numbers each, straight from W_E.", 4)
+            self.say(f"Take the model's own input vectors for {a!r}, {b!r} and {c!r}, "
+                         f"{d} numbers each, straight from W_E.")
         else:
-            self.caption(f"Another analogy with the same recipe: {a!r} − {b!r} + {c!r}.", 3)
+            self.say(f"Another analogy with the same recipe: {a!r} − {b!r} + {c!r}.")
         self.play(FadeIn(formula), FadeIn(note), run_time=0.8)
         self.play(LaggedStart(*[FadeIn(m) for m in sum_row[:5]], lag_ratio=0.2), run_time=1.8)
-        self.caption(f"Subtract {b!r}, add {c!r}, entry by entry: {self.first_entry(result)}.", 3)
+        self.say(f"Subtract {b!r}, add {c!r}, entry by entry: {self.first_entry(result)}.")
         self.play(FadeIn(ops[2]), FadeIn(columns[3]), run_time=1)
         top = result["nearest"][0]
-        self.caption(f"Which of all {self.trace.config.vocab_size:,} tokens points most nearly the same way? "
-                     f"{top['piece']!r}, cosine {top['cosine']:.2f} (the three inputs left out).", 4)
+        self.say(f"Which of all {self.trace.config.vocab_size:,} tokens points most nearly the same way? "
+                     f"{top['piece']!r}, cosine {top['cosine']:.2f} (the three inputs left out).")
         self.play(FadeIn(bars_title), LaggedStart(*[FadeIn(l, shift=0.3 * RIGHT) for l in bars.lines], lag_ratio=0.15),
                   run_time=1.5)
         self.wait(2)
@@ -140,14 +140,14 @@ class WordVectors(TransformerScene):
         fit_width(info, config.frame_width / 2 - 0.3 - 2.4)
         info.to_edge(RIGHT, buff=0.4)
         ratio = fmt_percent(ev[0] + ev[1])
-        self.caption(f"Flatten the {len(pts)} vectors onto the two directions where they differ most "
-                     f"(PCA, {ratio} of their spread).", 4)
+        self.say(f"Flatten the {len(pts)} vectors onto the two directions where they differ most "
+                     f"(PCA, {ratio} of their spread).")
         self.play(FadeIn(dots), FadeIn(labels), FadeIn(legend), run_time=1.2)
         self.play(GrowArrow(arrows[0]), run_time=0.8)
         self.play(LaggedStart(*[GrowArrow(a) for a in arrows[1:]], lag_ratio=0.3), FadeIn(cos_lines), FadeIn(*rows),
                   run_time=1.5)
         cosines = ", ".join(f"{c:.2f}" for c in proj["direction_cosines"])
-        self.caption(f"The arrows from {pairs[0][0]!r} to {pairs[0][1]!r} and from each word to its answer point "
+        self.say(f"The arrows from {pairs[0][0]!r} to {pairs[0][1]!r} and from each word to its answer point "
                      f"roughly the same way; in all {self.trace.config.d_model} dimensions their cosines with it "
-                     f"are {cosines} (unrelated directions would give about 0).", 5)
+                     f"are {cosines} (unrelated directions would give about 0).")
         self.wait(2)

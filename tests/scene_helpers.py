@@ -68,6 +68,41 @@ def expect_piece(piece: str) -> str:
     return "".join(VISIBLE.get(ch, ch) for ch in piece)
 
 
+def expect_spoken_percent(p: float) -> str:
+    """Narration's percentages: whole percent from 10% up, one decimal (no ".0") from 1% to 10%,
+    "under 1%" below, "almost 0%" under 0.05%, "almost 100%" from 99.5%, "100%" from 99.95%."""
+    pct = 100 * float(p)
+    if pct >= 99.95:
+        return "100%"
+    if pct >= 99.5:
+        return "almost 100%"
+    if pct >= 9.5:
+        return _fixed(pct, 0) + "%"
+    if pct >= 0.95:
+        text = _fixed(pct, 1)
+        return (text[:-2] if text.endswith(".0") else text) + "%"
+    return "under 1%" if pct >= 0.05 else "almost 0%"
+
+
+def expect_spoken_number(x: float, digits: int = 2) -> str:
+    """Narration's measured values: `digits` significant figures but whole numbers never cut,
+    trailing zeros dropped, "minus " for negatives: 0.8347 -> "0.83", -1.502 -> "minus 1.5",
+    143.2 -> "143"."""
+    x = float(x)
+    exponent = Decimal(repr(abs(x))).adjusted() if x else 0  # the power of ten of the first digit
+    text = _fixed(x, max(0, digits - 1 - exponent))
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    if text.strip("0") == "":
+        return "0"
+    return ("minus " if x < 0 else "") + text
+
+
+def expect_spoken_token(piece: str) -> str:
+    """How narration names a token: its text without surrounding spaces, in curly quotes."""
+    return "\u201c" + piece.strip() + "\u201d"
+
+
 _BUILT: dict[tuple, object] = {}  # scenes already built in this process (tests only read them)
 
 

@@ -341,9 +341,6 @@ class AttentionScene(TransformerScene):
         """The queries ("q") or keys ("k") that q . k uses: after RoPE on rotary models."""
         return qk_hook(self.trace.config, self.layer, which)
 
-    def piece(self, pos: int) -> str:
-        return repr(self.trace.pieces[pos])
-
     def grid_positions(self, limit: int) -> list[int | None]:
         return token_window([1.0] * len(self.trace.tokens), [self.query, *self.story_keys], limit, 0.0, keep_last=False)
 

@@ -2,7 +2,8 @@
 
 A scene subclass lists its beats (method names) in `beats`; `construct` runs each as its
 own section (`next_section`), so lecturers can cut clips. Each beat must add at least one
-subcaption quoting live values (`self.caption`).
+narration quoting live values (`self.say`): it becomes the voice and the captions,
+and the beat lasts as long as its narration.
 
 Parameters come from environment variables (see scenes/parts/params.py), so
 `manim -ql scenes/tokens.py Tokens` works with the defaults. With MT_STILLS=DIR set, the
@@ -18,11 +19,16 @@ from pathlib import Path
 import numpy as np
 from manim import DOWN, LEFT, UL, UP, ImageMobject, Mobject, Scene, Text, VGroup, config
 
-from . import compat
-from .components import FRAME_MARGIN, ProvenanceTag, label
+from . import compat, narration
+from . import voice as voice_mod
+from .components import FRAME_MARGIN, BurnedCaptions, ProvenanceTag, label
 from .data import SceneData
 from .params import Params
 from .theme import TITLE, get_theme
+
+PHRASE_PAUSE = 0.2  # seconds of quiet after a cue that ends mid-sentence
+SENTENCE_PAUSE = 0.45  # ... after a cue that ends a sentence
+BEAT_PAUSE = 0.6  # the picture holds this long after a beat's narration ends
 
 
 class TransformerScene(Scene):
@@ -52,6 +58,7 @@ class TransformerScene(Scene):
                                         choice.auto, choice.score, self.trace.hash, self.theme)
         self.header = None
         self.add(self.provenance)
+        self.start_narration()
         if self.title_text:
             self.header = label(self.title_text, self.theme, TITLE * 0.75, color=self.theme.dim, bold=True)
             self.header.to_corner(UL, buff=0.3)
@@ -67,12 +74,19 @@ class TransformerScene(Scene):
             self.sections_run.append(beat)
             self.beat_starts.append(self.time)
             getattr(self, beat)()
+            self.hold_for_narration()
+            self.wait(BEAT_PAUSE)
             self.check_layout(beat)
             self.save_still(beat)
-        self.flush_caption(final=True)
+        self.write_captions()
         self.report_progress(finished=True)
 
     def play(self, *args, **kwargs):
+        if self.outgoing:  # what clear_stage sent off fades out while the new beat comes in
+            from manim import FadeOut
+
+            args = (*args, *[FadeOut(m) for m in self.outgoing if m in self.mobjects])
+            self.outgoing = []
         super().play(*args, **kwargs)
         self.report_progress()
 
@@ -101,38 +115,88 @@ class TransformerScene(Scene):
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(self.renderer.get_frame()).convert("RGB").save(path)
 
-    def caption(self, text: str, duration: float = 3.0) -> None:
-        """A subcaption for the current beat (quote live values in it). It stays up until the
-        next caption (at least `duration` seconds when nothing follows), so captions never overlap."""
-        pending = getattr(self, "pending_caption", None)
-        if pending is not None:  # give the previous caption time to be read (about 18 characters a second)
-            short = min(len(pending[0]) / 18, 5.0) - (self.time - pending[1])
-            if short > 0.1:
-                self.wait(min(short, 2.0))
-        self.flush_caption()
+    # ---------------------------------------------------------------- narration
+    def start_narration(self) -> None:
+        self.cues: list[dict] = []  # {"start", "end", "text", "beat", "audio"}: every caption cue
+        self.narration_end = 0.0
+        self.outgoing: list[Mobject] = []  # faded out by the next play (clear_stage)
+        self.voice = None
+        if self.params.voice != "none":
+            reason = voice_mod.missing(self.params.voice)
+            if reason:
+                print(f"note: {reason}; rendering silently")
+            else:
+                self.voice = voice_mod.Voice(self.params.voice, self.params.speed)
+        self.burned = None
+        if self.params.burn_captions:
+            self.burned = BurnedCaptions(self.theme)
+            self.burned.add_updater(lambda m, dt: m.show(self.cue_at(self.time + self.last_t)))
+            self.add(self.burned)
+
+    def say(self, text: str) -> None:
+        """Narrate `text` (quote live values in it). What was said before is finished first;
+        the animations that follow play while it is spoken. Each cue of the text becomes a
+        caption, on screen exactly while the voice reads it (silent renders: reading speed)."""
+        self.hold_for_narration()
+        texts = narration.cues(text)
+        if self.voice is not None:
+            clips = self.voice.speak([narration.spoken(t) for t in texts])
+            seconds = [voice_mod.wav_seconds(c) for c in clips]
+        else:
+            clips, seconds = [None] * len(texts), [narration.reading_seconds(t) for t in texts]
+        t = max(self.time, self.narration_end)  # a wait can end a frame early
+        for cue, clip, spoken_s in zip(texts, clips, seconds):
+            shown = max(spoken_s, len(cue.replace("\n", " ")) / narration.MAX_CPS)
+            if clip is not None:
+                self.add_sound(str(clip), time_offset=t - self.time)
+            pause = SENTENCE_PAUSE if cue.rstrip().endswith((".", "?", "!", ")")) else PHRASE_PAUSE
+            self.cues.append({"start": t, "end": t + shown + pause, "text": cue, "beat": self.current_beat,
+                              "audio": str(clip) if clip else None, "spoken_s": spoken_s})
+            t += shown + pause
+        self.narration_end = t
         self.captions.append(text)
         self.beat_captions[self.current_beat] = self.beat_captions.get(self.current_beat, 0) + 1
-        self.pending_caption = (text, self.time, duration)
 
-    def flush_caption(self, final: bool = False) -> None:
-        pending = getattr(self, "pending_caption", None)
-        if pending is None:
-            return
-        text, start, duration = pending
-        length = self.time - start
-        if final or length <= 0:
-            length = max(length, min(duration, 2.0))
-        self.add_subcaption(text, duration=length, offset=start - self.time)
-        self.pending_caption = None
+    def hold_for_narration(self) -> None:
+        """Keep the picture still until the narration so far has been spoken."""
+        left = self.narration_end - self.time
+        if left > 1e-3:
+            self.wait(left)
+
+    def piece(self, pos: int) -> str:
+        """The prompt token at `pos` as narration names it: “fluffy”."""
+        return narration.spoken_token(self.trace.pieces[pos])
+
+    def word(self, piece: str) -> str:
+        """Any token piece (a prediction, a neighbour) as narration names it."""
+        return narration.spoken_token(piece)
+
+    def cue_at(self, t: float) -> str:
+        for cue in self.cues:
+            if cue["start"] <= t < cue["end"]:
+                return cue["text"]
+        return ""
+
+    def write_captions(self) -> None:
+        """Hand every cue to manim's subcaption track (.srt), and pad the sound to the video's end."""
+        for cue in self.cues:
+            self.add_subcaption(cue["text"], duration=cue["end"] - cue["start"], offset=cue["start"] - self.time)
+        if self.voice is not None and self.cues and not self.renderer.skip_animations:
+            from pydub import AudioSegment
+
+            self.renderer.file_writer.add_audio_segment(AudioSegment.silent(0), time=self.time)
+        folder = os.environ.get("MT_NARRATION")
+        if folder:  # for the CLI's sidecar: what was said, by which voice, when
+            Path(folder).write_text(json.dumps({
+                "voice": self.params.voice if self.voice else "none", "speed": self.params.speed,
+                "cues": [{k: c[k] for k in ("start", "end", "text", "beat", "spoken_s")} for c in self.cues],
+                "narration": self.captions}, ensure_ascii=False))
 
     def clear_stage(self, *keep: Mobject, run_time: float = 0.6):
-        """Fade out everything but the header, provenance tag and `keep`."""
-        from manim import FadeOut
-
-        fixed = {id(self.provenance), id(self.header)} | {id(m) for m in keep}
-        gone = [m for m in self.mobjects if id(m) not in fixed]
-        if gone:
-            self.play(*[FadeOut(m) for m in gone], run_time=run_time)
+        """Everything but the header, provenance tag and `keep` leaves the stage: it fades out
+        during the next animation, so the screen is never empty between beats."""
+        fixed = {id(self.provenance), id(self.header), id(self.burned)} | {id(m) for m in keep}
+        self.outgoing += [m for m in self.mobjects if id(m) not in fixed and m not in self.outgoing]
 
     # ---------------------------------------------------------------- bookkeeping
     def add(self, *mobjects: Mobject):

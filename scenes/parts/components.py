@@ -504,3 +504,28 @@ def cell_grid_image(n: int, theme: Theme, side: float, causal: bool = True, pixe
     mob.set_resampling_algorithm(0)  # nearest: crisp cells
     mob.height = side
     return mob
+
+
+class BurnedCaptions(VGroup):
+    """--burn-captions: the current caption cue drawn at the bottom of the picture, on a band
+    of the background colour, for players that ignore subtitle files."""
+
+    def __init__(self, theme: Theme, size: float = 26):
+        super().__init__()
+        self.theme, self.size, self.current = theme, size, None
+
+    def show(self, text: str) -> "BurnedCaptions":
+        if text == self.current:
+            return self
+        self.current = text
+        self.submobjects = []
+        if text:
+            from manim import BackgroundRectangle
+
+            words = VGroup(*[label(line, self.theme, self.size) for line in text.split("\n")])
+            words.arrange(DOWN, buff=0.12)
+            fit_width(words, frame_width() - 2 * FRAME_MARGIN)
+            band = BackgroundRectangle(words, color=self.theme.background, fill_opacity=0.85, buff=0.12)
+            self.add(band, words)
+            self.move_to([0, -frame_height() / 2 + 0.55 + words.height / 2, 0])
+        return self

@@ -14,6 +14,9 @@ A scene reads its parameters from environment variables, so the same file render
     MT_SEED     integer seed for sampling        (default: 0)
     MT_ANALOGY  word-vectors' second analogy, "uncle-man+woman" or "uncle,man,woman"
                                                  (default: uncle-man+woman)
+    MT_VOICE    joe | none: the narrating voice  (default: joe; none = silent, paced at reading speed)
+    MT_SPEED    speech rate, 0.5 to 2            (default: 1)
+    MT_BURN_CAPTIONS  1 = draw the captions into the picture (default: 0)
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ import re
 from dataclasses import asdict, dataclass
 
 from model.errors import UserError
+
+from .voice import parse_speed, parse_voice
 
 DEFAULT_PROMPT = "The fluffy blue creature roamed the verdant forest"
 DEFAULT_MODEL = "smollm2-135m"
@@ -61,6 +66,9 @@ class Params:
     theme: str = "dark"
     seed: int = 0
     analogy: tuple[str, str, str] = DEFAULT_ANALOGY
+    voice: str = "joe"
+    speed: float = 1.0
+    burn_captions: bool = False
 
     @classmethod
     def from_env(cls, env=None) -> "Params":
@@ -81,6 +89,9 @@ class Params:
             theme=theme,
             seed=seed,
             analogy=parse_analogy(env["MT_ANALOGY"]) if env.get("MT_ANALOGY") else DEFAULT_ANALOGY,
+            voice=parse_voice(env.get("MT_VOICE")),
+            speed=parse_speed(env.get("MT_SPEED")),
+            burn_captions=(env.get("MT_BURN_CAPTIONS") or "0").strip().lower() in ("1", "true", "yes"),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -93,6 +104,9 @@ class Params:
             "MT_THEME": self.theme,
             "MT_SEED": str(self.seed),
             "MT_ANALOGY": "{}-{}+{}".format(*self.analogy),
+            "MT_VOICE": self.voice,
+            "MT_SPEED": repr(self.speed),
+            "MT_BURN_CAPTIONS": "1" if self.burn_captions else "0",
         }
 
     def to_dict(self) -> dict:
