@@ -49,6 +49,7 @@ class SceneResult:
     srt: Path | None = None
     stills: list[Path] = field(default_factory=list)  # last frame of each beat
     sections_json: Path | None = None
+    narration: dict | None = None  # what the scene said: voice, speed, cues (scenes/parts/base.py)
     wall: float = 0.0
     log: Path | None = None
 
@@ -99,7 +100,9 @@ class Workers:
     def run_one(self, job: SceneJob) -> SceneResult:
         start = time.monotonic()
         media, stills = self.work / job.stem, self.work / job.stem / "stills"
+        narration = self.work / f"{job.stem}.narration.json"
         env = {**os.environ, **job.env, "MT_STILLS": str(stills), "MT_PROGRESS": str(self.progress_file(job)),
+               "MT_NARRATION": str(narration),
                "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
         log = self.work / f"{job.stem}.log"
         with open(log, "w", encoding="utf-8") as out:
@@ -123,6 +126,10 @@ class Workers:
         result.stills = sorted(stills.glob("*.png"))
         sections = video.parent / "sections" / f"{job.cls}.json"
         result.sections_json = sections if sections.is_file() else None
+        try:
+            result.narration = json.loads(narration.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            result.narration = None
         return result
 
     def run(self, jobs: list[SceneJob], on_tick=None) -> list[SceneResult]:

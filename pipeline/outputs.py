@@ -10,8 +10,10 @@ For scene S in format F the output folder gets:
     S.chapters.vtt      one chapter per beat
     S.poster.png        a still for players and the lecture page
     S.json              what the numbers are: prompt, model fingerprint, layer/head and why, seed,
-                        trace hash, library versions, render settings
-    S.sections/         with --sections: one clip per beat
+                        trace hash, library versions, render settings; the narration (voice,
+                        speed, text, cue times)
+    S.sections/         with --sections: one clip per beat, each with its slice of the sound and
+                        its own captions
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 from model.cache import atomic_path, atomic_write_text
 
 from . import captions
+from .audio import sound_sections
 from .jobs import SceneResult
 
 
@@ -84,14 +87,35 @@ def publish(result: SceneResult, out: Path, sidecar: dict, progress: dict) -> di
         written.append(poster)
     if job.sections and result.sections_json:
         staging = result.sections_json.parent
+        finish_sections(result.video, result.sections_json, cues)
         swap_folder(staging, out / f"{name}.sections")
         written.append(out / f"{name}.sections")
-    sidecar = {**sidecar, "duration_s": round(total, 3), "chapters": chapters, "captions": [c.text for c in cues]}
+    said = result.narration or {}
+    sidecar = {**sidecar, "duration_s": round(total, 3), "chapters": chapters, "captions": [c.text for c in cues],
+               "narration": {"voice": said.get("voice", "none"), "speed": said.get("speed"),
+                             "text": said.get("narration", []), "cues": said.get("cues", [])}}
     with atomic_path(out / f"{name}.json") as tmp:
         tmp.write_text(json.dumps(sidecar, indent=1, ensure_ascii=False), encoding="utf-8")
     written.append(out / f"{name}.json")
     return {"name": name, "file": main_file, "duration": total, "files": written, "poster": poster,
             "captions_vtt": captions_vtt, "chapters_vtt": chapters_vtt, "chapters": chapters}
+
+
+def finish_sections(video: Path, index: Path, cues: list[captions.Cue]) -> None:
+    """Each section clip gets its slice of the scene's sound and its own captions (S_NNNN_beat.srt/.vtt)."""
+    sections = json.loads(index.read_text(encoding="utf-8"))
+    start, clips = 0.0, []
+    for section in sections:
+        clip = index.parent / section["video"]
+        length = float(section["duration"])
+        clips.append((clip, start, length))
+        mine = [captions.Cue(max(0.0, c.start - start), min(length, c.end - start), c.text)
+                for c in cues if start - 0.01 <= c.start < start + length - 0.01]
+        atomic_write_text(clip.with_suffix(".srt"), captions.to_srt(mine))
+        atomic_write_text(clip.with_suffix(".vtt"), captions.to_vtt(mine))
+        start += length
+    if video.suffix != ".gif":
+        sound_sections(video, clips)
 
 
 def size_of(path: Path) -> int:
