@@ -44,9 +44,10 @@ def stream_seconds(path: Path) -> tuple[float, float | None]:
     """(video length, audio length or None) from the packets' timestamps."""
     import av
 
-    with av.open(str(path)) as container:
-        lengths = []
-        for streams in (container.streams.video, container.streams.audio):
+    lengths = []
+    for kind in ("video", "audio"):
+        with av.open(str(path)) as container:  # opened afresh: demuxing reads the file to its end
+            streams = getattr(container.streams, kind)
             if not streams:
                 lengths.append(None)
                 continue

@@ -109,6 +109,8 @@ def test_every_format_and_sections(tmp_path):
     assert result.returncode == 0, result.stderr
     import av
 
+    from narration_checks import stream_seconds
+
     for stem, fmt in (("tokens", "mp4"), ("tokens-2", "webm"), ("tokens-3", "gif"), ("tokens-4", "mov")):
         with av.open(str(out / f"{stem}.{fmt}")) as video:
             stream = video.streams.video[0]
@@ -116,8 +118,17 @@ def test_every_format_and_sections(tmp_path):
             frame = next(video.decode(video=0)).to_ndarray(format="rgba")
             if fmt == "mov":
                 assert frame[..., 3].min() == 0  # transparent background, for compositing
-        sections = sorted(p for p in (out / f"{stem}.sections").iterdir() if p.suffix != ".json")
+        sections = sorted(p for p in (out / f"{stem}.sections").iterdir() if p.suffix in (".mp4", ".webm", ".mov", ".gif"))
         assert len(sections) == 3  # one clip per beat
+        for clip in [out / f"{stem}.{fmt}", *sections]:  # narrated: sound in every format that carries it (not gif)
+            video_s, audio_s = stream_seconds(clip)
+            if fmt == "gif":
+                assert audio_s is None
+            else:
+                assert audio_s is not None and abs(audio_s - video_s) <= 0.1, (clip.name, video_s, audio_s)
+        for clip in sections:  # each clip has its own captions, inside its own length
+            cues = captions.parse_srt(clip.with_suffix(".srt").read_text(encoding="utf-8"))
+            assert cues and cues[0].start < 1.0 and cues[-1].end <= stream_seconds(clip)[0] + 0.05
         assert len(captions.parse_srt((out / f"{stem}.chapters.vtt").read_text())) == 3
     stills = sorted((out / "tokens-5").glob("*.png"))
     assert [p.name[:3] for p in stills] == ["01-", "02-", "03-"]

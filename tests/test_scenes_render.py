@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from narration_checks import (SILENT_CPS, blank_share, cue_problems, cues_inside_beats, heard_words, stream_seconds,
+                              words)
+from pipeline.captions import parse_srt
 from scenes.registry import SCENES
 from test_promises import probe
 
@@ -30,7 +33,7 @@ def test_render_all_scenes(tmp_path, prompt):
     names = list(SCENES) if prompt is None else list(SCENES)[::2]
     args = [sys.executable, str(ROOT / "render.py"), "render", *(["all"] if prompt is None else names), "--out", str(tmp_path),
             "--jobs", "2", "--quality", "low", "--fps", "4", "--quiet"]
-    args += ["--analogy", "queen-woman+man"] if prompt is None else ["--prompt", prompt, "--theme", "light"]
+    args += ["--analogy", "queen-woman+man"] if prompt is None else ["--prompt", prompt, "--theme", "light", "--voice", "none"]
     out = subprocess.run(args, capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-2000:]
     for name in names:
@@ -43,6 +46,7 @@ def test_render_all_scenes(tmp_path, prompt):
         assert meta["prompt"] == (prompt or "The fluffy blue creature roamed the verdant forest")
         assert {"model_fingerprint", "layer", "head", "trace_hash", "versions"} <= set(meta)
         assert meta["render"] == {"quality": "low", "fps": 4, "format": "mp4", "sections": False, "resolution": 480}
+        check_narration(tmp_path, name, meta, voiced=prompt is None)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary leftovers
     if prompt is not None:
         return
@@ -61,3 +65,50 @@ def test_render_all_scenes(tmp_path, prompt):
     top = geometry.analogy(("queen", "woman", "man"), "smollm2-135m", 5)["nearest"][0]
     assert f"{top['piece']!r}, cosine {top['cosine']:.2f}" in captions  # the second analogy's real answer
     assert "uncle" not in captions  # not the default analogy
+
+
+DARK_BACKGROUND, LIGHT_BACKGROUND = (0x14, 0x16, 0x1B), (0xFB, 0xFA, 0xF6)  # the themes' backgrounds
+
+
+def check_narration(folder: Path, name: str, meta: dict, voiced: bool) -> None:
+    """A narrated clip: sound as long as the picture, readable cues inside their beats, the
+    narration recorded in the sidecar, and no empty stage mid-clip."""
+    cues = parse_srt((folder / f"{name}.srt").read_text(encoding="utf-8"))
+    assert cue_problems(cues, cps_limit=17.0 if voiced else SILENT_CPS) == []
+    assert cues_inside_beats(cues, meta["chapters"]) == []
+    video, audio = stream_seconds(folder / f"{name}.mp4")
+    said = meta["narration"]
+    assert [c["text"] for c in said["cues"]] == [c.text for c in cues] and said["text"]
+    if voiced:
+        assert said["voice"] == "joe" and said["speed"] == 1.0
+        assert audio is not None and abs(audio - video) <= 0.1, (name, video, audio)
+        # paced by the narration: the voice speaks through most of each cue (not a fixed slot)
+        spoken = sum(c["spoken_s"] for c in said["cues"])
+        assert spoken > 0.6 * sum(c.end - c.start for c in cues), name
+    else:
+        assert said["voice"] == "none" and audio is None
+    share, when = blank_share(folder / f"{name}.mp4", DARK_BACKGROUND if voiced else LIGHT_BACKGROUND, every=1.0)
+    assert share <= 0.02, f"{name}: empty stage at {when}"
+
+
+@pytest.mark.slow
+def test_what_is_heard_under_each_caption_is_that_caption(tmp_path):
+    """An offline recogniser (pocketsphinx, English) listens to the sound under each cue of a
+    narrated render: it hears more of that cue's words than of the cues before and after."""
+    from pipeline.audio import read_audio
+
+    out = subprocess.run([sys.executable, str(ROOT / "render.py"), "render", "softmax", "--out", str(tmp_path),
+                          "--quality", "low", "--fps", "4", "--quiet", "--prompt", "The capital of France is"],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    cues = parse_srt((tmp_path / "softmax.srt").read_text(encoding="utf-8"))
+    samples, rate = read_audio(tmp_path / "softmax.mp4")
+    heard = [set(heard_words(samples[0][int(c.start * rate): int(c.end * rate)], rate)) for c in cues]
+    hits = []
+    for i, cue in enumerate(cues):
+        own = len(words(cue.text) & heard[i]) / max(1, len(words(cue.text)))
+        others = [len(words(cues[j].text) & heard[i]) / max(1, len(words(cues[j].text)))
+                  for j in (i - 1, i + 1) if 0 <= j < len(cues) and words(cues[j].text)]
+        hits.append((own, max(others, default=0.0)))
+    assert sum(own for own, _ in hits) / len(hits) >= 0.5, hits
+    assert sum(own >= other for own, other in hits) >= 0.8 * len(hits), hits
