@@ -94,11 +94,13 @@ def check_narration(folder: Path, name: str, meta: dict, voiced: bool) -> None:
 @pytest.mark.slow
 def test_what_is_heard_under_each_caption_is_that_caption(tmp_path):
     """An offline recogniser (pocketsphinx, English) listens to the sound under each cue of a
-    narrated render: it hears more of that cue's words than of the cues before and after."""
+    narrated render: it hears more of that cue's words than of the cues before and after.
+    With --burn-captions the cue is also drawn in the picture while it is heard."""
     from pipeline.audio import read_audio
 
     out = subprocess.run([sys.executable, str(ROOT / "render.py"), "render", "softmax", "--out", str(tmp_path),
-                          "--quality", "low", "--fps", "4", "--quiet", "--prompt", "The capital of France is"],
+                          "--quality", "low", "--fps", "4", "--quiet", "--prompt", "The capital of France is",
+                          "--burn-captions"],
                          capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-2000:]
     cues = parse_srt((tmp_path / "softmax.srt").read_text(encoding="utf-8"))
@@ -112,3 +114,25 @@ def test_what_is_heard_under_each_caption_is_that_caption(tmp_path):
         hits.append((own, max(others, default=0.0)))
     assert sum(own for own, _ in hits) / len(hits) >= 0.5, hits
     assert sum(own >= other for own, other in hits) >= 0.8 * len(hits), hits
+    band = caption_band(tmp_path / "softmax.mp4", [(c.start + c.end) / 2 for c in cues] + [cues[-1].end + 0.3])
+    assert all(lit > 0.01 for lit in band[:-1]), band  # text in the caption band while each cue is heard
+    assert band[-1] < min(band[:-1]) / 3, band  # and far less once the narration is over (only the stage's own)
+
+
+def caption_band(path: Path, times: list[float]) -> list[float]:
+    """Share of bright (text) pixels in the burned-caption band, centred under the stage, at each time."""
+    import av
+    import numpy as np
+
+    found, todo = [], sorted(times)
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        for frame in container.decode(video=0):
+            t = float(frame.pts * stream.time_base)
+            while todo and t + 0.25 >= todo[0]:
+                img = frame.to_ndarray(format="rgb24")
+                h, w = img.shape[:2]
+                band = img[int(0.80 * h): int(0.93 * h), int(0.25 * w): int(0.75 * w)]
+                found.append(float((band.min(axis=2) > 200).mean()))
+                todo.pop(0)
+    return found
