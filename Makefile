@@ -36,6 +36,7 @@ bench: setup
 	$(PY) bench/trace.py
 	$(PY) bench/load.py
 	$(PY) bench/render.py
+	$(PY) bench/voice.py
 	$(PY) bench/lecture.py
 	$(PY) bench/scale.py
 	$(PY) bench/mutation.py --jobs 2 --every transformer=10,cache=2
