@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import uuid
 from pathlib import Path
@@ -37,14 +38,43 @@ def copy_atomic(src: Path, dst: Path) -> None:
 
 
 def swap_folder(src: Path, dst: Path) -> None:
-    """Replace folder dst by src as nearly atomically as a filesystem allows."""
-    staged = dst.with_name(f".{dst.name}.{uuid.uuid4().hex[:8]}.new")
+    """Replace folder dst by a copy of src. Two renames (the earlier folder aside, the new one in);
+    if interrupted between them the earlier folder is put back, and a process killed there
+    leaves it under a name the next run's sweep puts back (`restore_folders`)."""
+    tag = f"{os.getpid()}.{uuid.uuid4().hex[:8]}"
+    staged = dst.with_name(f".{dst.name}.{tag}.new")
     shutil.copytree(src, staged)
-    old = dst.with_name(f".{dst.name}.{uuid.uuid4().hex[:8]}.old")
-    if dst.exists():
-        os.replace(dst, old)
-    os.replace(staged, dst)
+    old = dst.with_name(f".{dst.name}.{tag}.old")
+    try:
+        if dst.exists():
+            os.replace(dst, old)
+        os.replace(staged, dst)
+    except BaseException:
+        if old.exists() and not dst.exists():
+            os.replace(old, dst)
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.(?:[0-9a-f]{8}\.(?P<kind>old|new)|[^.]+\.tmp)$")
+
+
+def sweep_leftovers(out: Path, alive) -> None:
+    """Clean what a killed render left in `out`: temporaries (.NAME.PID.XXXX.tmp) and staged
+    folders are removed, an earlier folder moved aside (.NAME.PID.XXXX.old) is put back when its
+    name is free. Only for processes that are gone (`alive(pid)` is False)."""
+    for path in sorted(out.iterdir()):
+        m = LEFTOVER.match(path.name)
+        if not m or alive(int(m.group("pid"))):
+            continue
+        home = out / m.group("name")
+        if m.group("kind") == "old" and not home.exists():
+            os.replace(path, home)
+        elif path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def chapters_from_progress(progress: dict, total: float) -> list[dict]:

@@ -132,11 +132,15 @@ def ensure_writable(out: Path) -> Path:
 
 
 def sweep_stale_work(out: Path) -> None:
-    """Remove work folders left by renders that were killed (their process is gone)."""
+    """Clean up after renders that were killed (their process is gone): work folders,
+    temporaries never renamed into place, and an earlier folder left aside (put back)."""
+    from .outputs import sweep_leftovers
+
     for work in out.glob(".render-*"):
         m = re.match(r"\.render-(\d+)-", work.name)
         if m and not pid_alive(int(m.group(1))):
             shutil.rmtree(work, ignore_errors=True)
+    sweep_leftovers(out, pid_alive)
 
 
 def pid_alive(pid: int) -> bool:

@@ -191,27 +191,28 @@ def test_mutants_are_caught(earlier, tmp_path, monkeypatch, mutant, fault, expec
     assert any(expected in p for p in found), found
 
 
-# ---------------------------------------------------------------- known gaps (strict xfail: fix, then drop the marker)
+# ---------------------------------------------------------------- what a killed or interrupted publish leaves
 
-@pytest.mark.xfail(strict=True, reason="sweep_stale_work removes .render-* work folders only; a dot-temporary "
-                                       "left by a SIGKILLed publish (.NAME.XXXX.tmp) stays in --out for good")
 def test_next_run_sweeps_a_temporary_left_by_sigkill(tmp_path):
     from pipeline.render import sweep_stale_work
 
     out = tmp_path / "out"
     out.mkdir()
     (out / "tokens.mp4").write_bytes(b"good")
-    (out / ".tokens.mp4.k2j3x9q1.tmp").write_bytes(b"complete but never renamed")  # what mkstemp + SIGKILL leave
+    (out / ".tokens.mp4.999999999.k2j3x9q1.tmp").write_bytes(b"complete but never renamed")  # mkstemp + SIGKILL
     dead = out / ".render-999999999-abcd"  # a work folder of a process that is gone
     dead.mkdir()
+    (out / ".tokens.sections.999999999.0123abcd.new").mkdir()  # a staged folder never renamed in
+    (out / ".tokens.999999999.0123abcd.old").mkdir()  # the earlier png folder, moved aside, then SIGKILL
+    (out / ".tokens.999999999.0123abcd.old" / "01-beat.png").write_bytes(b"earlier still")
+    live = out / f".qkv.mp4.{os.getpid()}.x8y7z6w5.tmp"  # another render still writing: left alone
+    live.write_bytes(b"in progress")
     sweep_stale_work(out)
-    assert not dead.exists()  # this part holds
-    assert sorted(p.name for p in out.iterdir()) == ["tokens.mp4"]
+    assert not dead.exists()
+    assert sorted(p.name for p in out.iterdir()) == sorted([live.name, "tokens", "tokens.mp4"])
+    assert (out / "tokens" / "01-beat.png").read_bytes() == b"earlier still"  # put back under its name
 
 
-@pytest.mark.xfail(strict=True, reason="swap_folder (png stills, --sections) moves the earlier folder aside before "
-                                       "renaming the new one in; interrupted between the two, the earlier folder is "
-                                       "left under a dot-name and the published name is missing")
 def test_png_folder_interrupted_between_renames_keeps_the_earlier_folder(tmp_path, monkeypatch):
     from pipeline.outputs import swap_folder
 
