@@ -44,6 +44,27 @@ def positive_int(text: str) -> int:
     return value
 
 
+def out_folder(text: str) -> Path:
+    """--out: a folder name that can exist (not empty, no control characters, no name over 255 bytes)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("--out is empty: name a folder, e.g. --out lecture")
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise argparse.ArgumentTypeError(f"--out {text!r} contains a control character (a newline?): name a plain folder")
+    if any(len(part.encode("utf-8", "surrogateescape")) > 255 for part in Path(text).parts):
+        raise argparse.ArgumentTypeError("--out has a folder name over 255 bytes, longer than filesystems allow")
+    return Path(text)
+
+
+def seed_int(text: str) -> int:
+    try:
+        seed = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seed must be a whole number, not {text!r}") from None
+    if not 0 <= seed < 2**63:
+        raise argparse.ArgumentTypeError(f"--seed must be between 0 and 2^63 - 1, not {seed}")
+    return seed
+
+
 def add_render_options(p: argparse.ArgumentParser, lecture: bool = False) -> None:
     """Options of `render` and `lecture`. In a lecture they are defaults a scene entry can override,
     so there they default to None (= the lecture file's value, else the usual default)."""
@@ -54,7 +75,7 @@ def add_render_options(p: argparse.ArgumentParser, lecture: bool = False) -> Non
     p.add_argument("--head", default=d("auto"), help="head number or auto (default: auto, the head that best tells the story)")
     p.add_argument("--analogy", default=d("uncle-man+woman"), help="word-vectors' second analogy (default: uncle-man+woman)")
     p.add_argument("--theme", default=d("dark"), choices=["dark", "light"])
-    p.add_argument("--seed", type=int, default=d(0), help="seed for sampled tokens (default 0): same seed, same video")
+    p.add_argument("--seed", type=seed_int, default=d(0), help="seed for sampled tokens (default 0): same seed, same video")
     p.add_argument("--voice", default=d("joe"), help="narrating voice: joe (offline, the default) or none (silent, captions at reading pace)")
     p.add_argument("--speed", default=d("1"), help="speech rate, 0.5 to 2 (default 1)")
     p.add_argument("--burn-captions", action="store_true", default=None if lecture else False,
@@ -64,7 +85,7 @@ def add_render_options(p: argparse.ArgumentParser, lecture: bool = False) -> Non
     p.add_argument("--format", default=d("mp4"), choices=list(FORMATS),
                    help="mp4, webm, gif, mov (transparent background, for compositing) or png (one still per beat, for slides)")
     p.add_argument("--sections", action="store_true", help="also write one clip per section (beat), in SCENE.sections/")
-    p.add_argument("--out", type=Path, default=None, help="output folder (default: media/<model>/<prompt>/)")
+    p.add_argument("--out", type=out_folder, default=None, help="output folder (default: media/<model>/<prompt>/)")
     p.add_argument("--jobs", type=positive_int, default=None, help="scenes rendered at once, one process each (default: cores)")
     p.add_argument("--quiet", action="store_true", help="no progress display and no summary table")
 

@@ -128,6 +128,8 @@ def meta_checksum(meta: dict) -> str:
 def check_prompt(prompt: str) -> str:
     if not prompt or not prompt.strip():
         raise UserError("the prompt is empty: give some text, e.g. \"The capital of France is\"")
+    if any(unicodedata.category(c) == "Cs" for c in prompt):  # undecodable bytes in a command-line argument
+        raise UserError("the prompt is not valid UTF-8 text; check the terminal's or file's encoding")
     bad = [c for c in prompt if unicodedata.category(c) == "Cc" and c not in "\n\t"]
     if bad:
         raise UserError(f"the prompt contains a control character (U+{ord(bad[0]):04X}); remove it")

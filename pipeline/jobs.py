@@ -110,7 +110,7 @@ class Workers:
                 if self.stopping:
                     return SceneResult(job, False, "stopped")
                 proc = subprocess.Popen(manim_command(job, media), env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL)  # same process group: killing the CLI's group ends its workers too
+                                        stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)  # same process group: killing the CLI's group ends its workers too
                 self.procs[job.stem] = proc
             code = proc.wait()
         with self.lock:
@@ -159,6 +159,19 @@ class Workers:
                 proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def die_with_parent() -> None:
+    """In a worker, before it runs manim: ask Linux to send it SIGTERM when the CLI dies, even
+    by SIGKILL (which the CLI cannot pass on). prctl has no wrapper in the standard library,
+    hence ctypes; elsewhere than Linux this does nothing."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
 
 
 def failure_reason(log: Path, code: int) -> str:

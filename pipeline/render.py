@@ -28,7 +28,7 @@ from model.errors import UserError
 from model.cache import atomic_write_text
 
 from .jobs import FORMATS, QUALITY, SceneJob, Workers
-from .outputs import publish, size_of
+from .outputs import copy_atomic, publish, size_of
 from .page import lecture_page
 
 
@@ -73,6 +73,8 @@ def scene_params(prompt: str, model: str, device: str, layer, head, theme: str, 
 
     if theme not in ("dark", "light"):
         raise UserError(f"unknown theme {theme!r} (choose dark or light)")
+    if not 0 <= int(seed) < 2**63:
+        raise UserError(f"seed must be between 0 and 2^63 - 1, not {seed}")
     return Params(prompt=check_prompt(prompt), model=model, device=device,
                   layer=parse_choice(None if layer is None else str(layer), "layer"),
                   head=parse_choice(None if head is None else str(head), "head"),
@@ -291,7 +293,7 @@ def raise_interrupt(signum, frame):
 def keep_log(result, out: Path) -> str:
     if result.log and result.log.is_file():
         kept = out / f"{result.job.stem}.log"
-        shutil.copyfile(result.log, kept)
+        copy_atomic(result.log, kept)  # a fresh file renamed into place: never writes through a planted symlink
         return str(kept)
     return ""
 

@@ -157,10 +157,50 @@ def test_killed_render_keeps_the_earlier_file(tmp_path):
 
 
 def test_failed_scene_does_not_stop_the_others(tmp_path):
+    """...and its log, kept in --out, replaces a symlink planted there instead of writing through it."""
     out = tmp_path / "out"
+    out.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("not yours")
+    (out / "tokens.log").symlink_to(victim)
     env = {**os.environ, "MT_FAIL_SCENE": "Tokens"}  # makes the tokens worker raise (test hook in scenes/base.py)
     result = cli("render", "tokens", "word-vectors", "--out", str(out), "--jobs", "2", *FAST, env=env)
     assert result.returncode == 1
     assert "scene tokens failed" in result.stderr and "Traceback" not in result.stderr
     assert (out / "word-vectors.mp4").is_file() and not (out / "tokens.mp4").exists()
-    assert (out / "tokens.log").is_file()
+    assert (out / "tokens.log").is_file() and not (out / "tokens.log").is_symlink()
+    assert victim.read_text() == "not yours"
+
+
+def test_workers_die_with_a_killed_cli(tmp_path):
+    """SIGKILL of the CLI's own process (not its group): its manim workers stop too, at once,
+    instead of rendering on with nobody to publish their work."""
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, str(ROOT / "render.py"), "render", "embeddings", "--out", str(tmp_path / "out"),
+                             *FAST], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    children = []
+    deadline = time.monotonic() + 120
+    while not children and time.monotonic() < deadline:  # wait for the worker to start
+        time.sleep(0.5)
+        children = [int(c) for task in Path(f"/proc/{proc.pid}/task").glob("*")  # workers start from pool threads
+                    for c in (task / "children").read_text().split()] if Path(f"/proc/{proc.pid}").exists() else []
+    assert children, "no worker started"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(alive(c) for c in children):
+        time.sleep(0.2)
+    left = [c for c in children if alive(c)]
+    for c in left:
+        os.kill(c, signal.SIGKILL)
+    assert not left, "workers outlived the CLI"
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
