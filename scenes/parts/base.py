@@ -130,7 +130,7 @@ class TransformerScene(Scene):
         self.burned = None
         if self.params.burn_captions:
             self.burned = BurnedCaptions(self.theme)
-            self.burned.add_updater(lambda m, dt: m.show(self.cue_at(self.time + self.last_t)))
+            self.burned.add_updater(lambda m, dt: m.show(self.cue_at(self.time)))  # renderer time: advances per frame
             self.add(self.burned)
 
     def say(self, text: str) -> None:
