@@ -204,3 +204,32 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def test_narration_that_cannot_be_synthesized_fails_that_scene_only(tmp_path):
+    """A voice that breaks on one scene's text: that scene fails with the reason in the summary,
+    the other renders narrated. (A stand-in `piper` module, first on the workers' path, fails on
+    lines mentioning the tokenizer and hands everything else to the real piper; the unusual
+    --speed keeps the audio cache from answering instead.)"""
+    fake = tmp_path / "fake" / "piper"
+    fake.mkdir(parents=True)
+    (fake / "__main__.py").write_text(
+        "import runpy, sys\n"
+        "args = sys.argv[1:]\n"
+        "text = open(args[args.index('-i') + 1], encoding='utf-8').read()\n"
+        "if 'tokenizer' in text:\n"
+        "    sys.exit('piper: the voice model could not be run (test fault)')\n"
+        "sys.path.pop(0)\n"
+        "for name in [m for m in sys.modules if m == 'piper' or m.startswith('piper.')]:\n"
+        "    del sys.modules[name]\n"
+        "runpy.run_module('piper', run_name='__main__', alter_sys=True)\n")
+    (fake / "__init__.py").write_text("")
+    env = {**os.environ, "PYTHONPATH": str(fake.parent)}
+    out = tmp_path / "out"
+    result = cli("render", "tokens", "softmax", "--out", str(out), "--jobs", "2", "--speed", "1.37", *FAST, env=env)
+    assert result.returncode == 1, result.stderr
+    assert "scene tokens failed" in result.stderr and "narration failed" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (out / "tokens.mp4").exists() and (out / "softmax.mp4").is_file()
+    meta = json.loads((out / "softmax.json").read_text(encoding="utf-8"))
+    assert meta["narration"]["voice"] == "joe" and meta["narration"]["speed"] == 1.37
