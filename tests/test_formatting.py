@@ -133,3 +133,18 @@ VISIBLE = [
 def test_visible_piece(piece, expected):
     assert visible_piece(piece) == expected
     assert expect_piece(piece) == expected
+
+
+def test_cjk_prompts_draw_real_glyphs_not_boxes():
+    """With the Noto CJK fonts `make setup` installs, Pango draws Chinese/Japanese characters with
+    their own outlines, not the hex box it draws for a character no font has."""
+    from scenes.parts.components import label
+    from scenes.parts.theme import get_theme
+
+    theme = get_theme("dark")
+    missing = label("\U000F0000", theme)  # a private-use character: no font has it, Pango draws a box
+    for text in ("東", "の", "한"):
+        glyph = label(text, theme)
+        assert len(glyph.submobjects) >= 1
+        assert len(glyph.submobjects) != len(missing.submobjects) or \
+            [len(m.points) for m in glyph.submobjects] != [len(m.points) for m in missing.submobjects], text
