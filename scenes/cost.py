@@ -12,6 +12,7 @@ import math
 
 from manim import (DOWN, LEFT, RIGHT, UP, Create, FadeIn, LaggedStart, MathTypst, Rectangle, VGroup, config)
 
+from scenes.parts import narration
 from scenes.parts.base import TransformerScene
 from scenes.parts.components import fit_height, fit_width, label, token_label
 from scenes.parts.plots import Plot, nice_ticks
@@ -48,9 +49,9 @@ class Cost(TransformerScene):
         trace, theme = self.trace, self.theme
         if not self.rows:
             note = label("A one-token text has no next token to score.", theme, LABEL).move_to(DOWN * 0.3)
-            self.say(f"Training scores each next-token guess, but {trace.pieces[0]!r} alone has nothing after it.")
+            self.say(f"Training scores every guess of the next token. "
+                     f"But {self.piece(0)} alone has nothing after it to guess.")
             self.play(FadeIn(note), run_time=0.8)
-            self.wait(1)
             return
         formula = MathTypst("\"cost\" = -log p", color=theme.text, font_size=36)
         top = max(r["cost"] for r in self.rows)
@@ -89,27 +90,35 @@ class Cost(TransformerScene):
         panel.next_to(formula, DOWN, buff=0.35).set_x(0)
         worst = self.rows[self.summary["worst"]]
         best = self.rows[self.summary["best"]]
-        self.say(f"Training takes a real text and, at every position, asks how much probability the model "
-                     f"gave to the token that really came next ({len(self.rows)} guesses here).")
+        n = len(self.rows)
+        guesses = "just one guess" if n == 1 else f"{narration.spoken_count(n)} guesses"
+        self.say("Training takes a real text. At every position, it asks one question: "
+                 "how much probability did the model give the token that really came next? "
+                 f"This text has {guesses}.")
         self.play(FadeIn(heads), LaggedStart(*[FadeIn(row, shift=0.1 * RIGHT) for row in table], lag_ratio=0.1),
                   run_time=2)
-        self.say("The cost is minus the log of that probability: near 0 for a confident right guess, "
-                     "large for a surprise.")
+        self.say("The cost is minus the log of that probability. "
+                 "It is near zero for a confident right guess, and large for a surprise.")
         self.play(FadeIn(formula), run_time=0.8)
-        self.wait(1.5)
-        self.say(f"Least surprising: {best['next']!r} after {best['after']!r} ({fmt_percent(best['probability'])}, "
-                     f"cost {best['cost']:.2f}). Most: {worst['next']!r} after {worst['after']!r} "
-                     f"({fmt_percent(worst['probability'])}, cost {worst['cost']:.2f}).")
-        self.wait(2)
+
+        def guess(r: dict) -> str:
+            return (f"{self.word(r['next'])} after {self.word(r['after'])}, "
+                    f"with {narration.spoken_percent(r['probability'])}, a cost of {narration.spoken_number(r['cost'])}")
+
+        if self.summary["best"] == self.summary["worst"]:
+            self.say(f"The one guess here: {guess(best)}.")
+        else:
+            self.say(f"The least surprising: {guess(best)}.")
+            self.say(f"The most surprising: {guess(worst)}.")
+        self.wait(0.5)
 
     def beat_curve(self):
         trace, theme = self.trace, self.theme
         self.clear_stage()
         if not self.rows:
             note = label("No curve for a single token: give a longer text.", theme, LABEL).move_to(DOWN * 0.3)
-            self.say("With one token there is no cost curve and no mean to show.")
+            self.say("With one token, there is no cost curve and no mean to show.")
             self.play(FadeIn(note), run_time=0.8)
-            self.wait(1)
             return
         costs = [r["cost"] for r in self.rows]
         n = len(costs)
@@ -136,12 +145,15 @@ class Cost(TransformerScene):
             if tag.get_right()[0] > config.frame_width / 2 - 0.2:
                 tag.next_to(point, LEFT, buff=0.12)
             names.add(tag)
-        self.say(f"The same costs as a curve over the {n} positions: each point is one next-token guess.")
+        points = "one position" if n == 1 else f"the {narration.spoken_count(n)} positions"
+        self.say(f"Here are the same costs as a curve over {points}. Each point is one guess of the next token.")
         self.play(FadeIn(plot), run_time=0.8)
         self.play(Create(curve), FadeIn(dots), run_time=1.5)
         self.play(FadeIn(names), run_time=0.6)
-        self.wait(1.5)
-        self.say(f"Training nudges every weight to lower the mean cost over huge amounts of text. "
-                     f"For this text the mean is {mean:.2f} (a probability of about {fmt_percent(math.exp(-mean))} per guess).")
+        self.say("Training nudges every weight to lower the mean cost, over huge amounts of text.")
+        typical = narration.spoken_percent(math.exp(-mean))
+        typical = typical if typical.startswith(("under", "almost")) else f"about {typical}"
+        self.say(f"For this text, the mean cost is {narration.spoken_number(mean)}. "
+                 f"That is like giving the right token {typical} each time.")
         self.play(Create(mean_line), FadeIn(mean_label), run_time=1)
-        self.wait(2)
+        self.wait(0.5)

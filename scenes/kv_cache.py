@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from manim import DOWN, LEFT, RIGHT, UP, Brace, FadeIn, GrowFromEdge, Indicate, LaggedStart, Square, VGroup, config
 
+from scenes.parts import narration
 from scenes.parts.base import TransformerScene
 from scenes.parts.components import TokenStrip, count, fit_width, label
 from scenes.parts.plots import CountBars
-from scenes.parts.theme import LABEL, SMALL, fmt_int
+from scenes.parts.theme import LABEL, SMALL
 
 CELL = 0.42
 
@@ -77,24 +78,28 @@ class KvCache(TransformerScene):
         group = VGroup(strip, keys, values, gaps, row_names, notes)
         fit_width(group, config.frame_width - 0.6)
         size.next_to(group, DOWN, buff=0.6).set_x(0)
-        piece = trace.pieces[self.new]
-        self.say("To write token after token, the model runs once per new token. Attention needs every earlier "
-                     "token's key and value.")
+        layers, heads = narration.spoken_count(cfg.n_layers), narration.spoken_count(cfg.n_kv_heads)
+        self.say("To write a text, the model adds one token at a time.")
         self.play(FadeIn(strip), FadeIn(row_names[:2]), run_time=0.8)
         if len(cached_cells):
+            self.say("For each new token, attention needs the key and the value of every earlier token.")
             self.play(LaggedStart(*[FadeIn(c) for c in cached_cells], lag_ratio=0.08), FadeIn(gaps), run_time=1.5)
-            self.say(f"Those never change once computed, so they are kept: {n_cached} tokens' keys and values in every layer.")
+            earlier = "the one earlier token" if n_cached == 1 else f"all {narration.spoken_count(n_cached)} earlier tokens"
+            self.say(f"Those never change once computed, so the model keeps them. "
+                     f"That is the cache: keys and values for {earlier}, in every layer.")
             self.play(FadeIn(notes[:-2]), run_time=0.8)
         else:
-            self.say("With a one-token text there is nothing earlier to keep yet.")
-            self.wait(1)
-        self.say(f"Only the newest token, {piece!r}, goes through the model: one new key and value column; "
-                     "its query reads all the cached keys.")
+            self.say("With a one-token text, there is nothing earlier to keep yet.")
+        self.say(f"Only the newest token, {self.piece(self.new)}, goes through the model. "
+                 "It adds one new key and one new value.")
         self.play(GrowFromEdge(new_cells, UP), FadeIn(notes[-2:]), FadeIn(row_names[2]), run_time=1)
+        self.say("Its query is then compared with every key in the cache.")
         self.play(Indicate(new_cells, color=theme.accent), run_time=0.8)
-        self.say(f"The price is memory: {fmt_int(self.counts['cache_per_token'])} numbers per token for {cfg.name}.")
+        self.say(f"The price is memory. This model keeps {narration.spoken_count(self.counts['cache_per_token'])} "
+                 f"numbers for every token: a key and a value in each of its {layers} layers "
+                 f"and {heads} key-value {'head' if cfg.n_kv_heads == 1 else 'heads'}.")
         self.play(FadeIn(size), run_time=0.8)
-        self.wait(1.5)
+        self.wait(0.5)
 
     def beat_counts(self):
         theme, c = self.theme, self.counts
@@ -110,14 +115,20 @@ class KvCache(TransformerScene):
         rows.shift(RIGHT * name_w / 2)
         fit_width(panel, config.frame_width - 0.8)
         panel.move_to(DOWN * 0.2)
-        self.say(f"How much work is that? For the next token after these {c['tokens']} tokens, recomputing everything "
-                     f"costs {fmt_int(c['full'])} multiply-adds.")
+        n = c["tokens"]
+        after = "this single token" if n == 1 else f"these {narration.spoken_count(n)} tokens"
+        self.say(f"How much work does the cache save? Take the next token after {after}. "
+                 "These counts were measured while the model ran.")
         self.play(FadeIn(head), FadeIn(sub), run_time=0.8)
+        self.say(f"Recomputing everything costs {narration.spoken_count(c['full'])} multiply-adds.")
         self.play(GrowFromEdge(rows[0][1], LEFT), FadeIn(rows[0][0]), FadeIn(rows[0][2]), run_time=1)
-        if c["tokens"] > 1:
-            self.say(f"With the cache: {fmt_int(c['cached'])}, about {c['ratio']:.0f} times less. Without it, every new token "
-                         "would redo the work of all the tokens before it.")
+        if n > 1:
+            self.say(f"With the cache, it costs {narration.spoken_count(c['cached'])}: "
+                     f"{'' if abs(c['ratio'] - round(c['ratio'])) < 0.01 else 'about '}"
+                     f"{narration.spoken_number(c['ratio'])} times less.")
         else:
-            self.say("With a single token there is nothing cached yet: both ways cost the same.")
+            self.say("With a single token, nothing is cached yet, so both ways cost the same.")
         self.play(GrowFromEdge(rows[1][1], LEFT), FadeIn(rows[1][0]), FadeIn(rows[1][2]), run_time=1)
-        self.wait(2.5)
+        if n > 1:
+            self.say("Without a cache, every new token would redo the work of all the tokens before it.")
+        self.wait(0.5)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from manim import DOWN, LEFT, RIGHT, UP, Create, FadeIn, LaggedStart, Rectangle, SurroundingRectangle, VGroup, config
 
 from facts.prediction import settling_layer
+from scenes.parts import narration
 from scenes.parts.base import TransformerScene
 from scenes.parts.components import TokenStrip, fit_height, fit_width, label, token_label
 from scenes.parts.plots import Plot, nice_ticks
@@ -75,19 +76,29 @@ class Layers(TransformerScene):
         layout.next_to([0, self.stage_top(), 0], DOWN, buff=0.1).set_x(0)
         rows = [row for _, col in columns for row in col]
         first = self.rows[0]["top"][0]
-        self.say(f"What would the model say if it stopped early? Apply its last two steps to the vector after "
-                     f"each of the {cfg.n_layers} layers (the 'logit lens').")
+        self.say(f"What would the model say if it stopped early? "
+                 f"We can ask after each of its {narration.spoken_count(cfg.n_layers)} layers. "
+                 "We take the last token's vector there, and apply the model's final norm and unembedding. "
+                 "This trick is called the logit lens.")
         self.play(FadeIn(intro), *[FadeIn(h) for h, _ in columns], run_time=1)
-        self.say(f"After layer 0 it would say {first['token']!r} ({fmt_percent(first['probability'])}).")
+        self.say(f"After layer 0, it would say {self.word(first['token'])}, "
+                 f"with {narration.spoken_percent(first['probability'])}. Then each layer has its own top guess.")
         self.play(LaggedStart(*[FadeIn(row, shift=0.1 * UP) for row in rows], lag_ratio=0.12), run_time=5.5)
         box = SurroundingRectangle(VGroup(*rows[self.settled:]), color=theme.accent, buff=0.06) \
             if self.settled >= len(rows) - ROWS_PER_COLUMN or len(rows) <= ROWS_PER_COLUMN else None
-        self.wait(0.5)
-        self.say(f"From layer {self.settled} on, the top token stays {self.final['token']!r}, the model's real answer "
-                     f"({fmt_percent(self.final['probability'])} at the end).")
+        answer, last = self.word(self.final["token"]), len(self.rows) - 1
+        if self.settled == 0:
+            settles = f"The top token is {answer} after every layer."
+        elif self.settled == last:
+            settles = f"The top guess keeps changing until the last layer, layer {last}, which picks {answer}."
+        else:
+            settles = f"From layer {self.settled} on, the top token stays {answer}."
+        p = self.final["probability"]
+        weak = ": the model is far from sure" if p < 0.2 else ""
+        self.say(f"{settles} That is the model's real answer, with {narration.spoken_percent(p)} at the end{weak}.")
         if box is not None:
             self.play(Create(box), run_time=0.8)
-        self.wait(2)
+        self.wait(0.5)
 
     def beat_answer(self):
         theme, cfg = self.theme, self.trace.config
@@ -116,11 +127,16 @@ class Layers(TransformerScene):
         settle_label.next_to(settle, DOWN, buff=0.05).shift(UP * 0.35 + RIGHT * (settle_label.width / 2 + 0.1))
         if settle_label.get_right()[0] > config.frame_width / 2 - 0.2:
             settle_label.shift(LEFT * (settle_label.width + 0.2))
-        self.say(f"The same story as a curve: the probability of {self.final['token']!r} after each layer.")
+        self.say(f"Here is the same story as a curve: the probability of {self.word(self.final['token'])} "
+                 "after each layer.")
         self.play(FadeIn(plot), FadeIn(answer), run_time=0.8)
         self.play(Create(curve), FadeIn(dots), run_time=2)
+        pct = narration.spoken_percent
+        self.say(f"It is {pct(ps[0])} after layer 0, {pct(ps[n // 2])} after layer {n // 2}, "
+                 f"and {pct(ps[-1])} after layer {n - 1}.")
         self.play(FadeIn(marks), Create(settle), FadeIn(settle_label), run_time=0.8)
-        self.wait(1)
-        self.say(f"It goes from {fmt_percent(ps[0])} after layer 0 to {fmt_percent(ps[-1])} after layer {n - 1}: "
-                     "each layer adds a little to the vector, and the guess sharpens.")
-        self.wait(2)
+        if ps[-1] > ps[0]:
+            self.say("Each layer adds a little to the vector, and the guess sharpens.")
+        else:
+            self.say("Each layer adds a little to the vector, but here the guess does not sharpen.")
+        self.wait(0.5)

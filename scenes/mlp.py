@@ -14,10 +14,11 @@ from manim import (DOWN, LEFT, RIGHT, UP, Arrow, FadeIn, GrowArrow, GrowFromEdge
                    TransformFromCopy, VGroup, config)
 
 from facts.mlp import NEAR_ZERO, mlp_neurons
+from scenes.parts import narration
 from scenes.parts.base import TransformerScene
 from scenes.parts.components import TokenStrip, VectorColumn, count, fit_width, label, number
 from scenes.parts.plots import CountBars, MatrixBox, Plot, SignedRows, values_image
-from scenes.parts.theme import BODY, LABEL, SMALL, fmt, fmt_int
+from scenes.parts.theme import BODY, LABEL, SMALL, fmt_int
 
 ACTIVATION_NAMES = {"silu": "SiLU", "gelu": "GELU", "gelu_new": "GELU"}
 
@@ -43,7 +44,6 @@ class Mlp(TransformerScene):
         self.up_hook = "mlp.hook_pre_linear" if self.gated else "mlp.hook_pre"
         self.gate_hook = "mlp.hook_pre"
         self.act = ACTIVATION_NAMES.get(cfg.activation, cfg.activation)
-        self.piece = self.trace.pieces[self.pos]
 
     def name(self, hook: str) -> str:
         return f"blocks.{self.layer}.{hook}"
@@ -98,20 +98,22 @@ class Mlp(TransformerScene):
         row = VGroup(x, lines).arrange(RIGHT, buff=1.3)
         fit_width(row, config.frame_width - 0.8)
         row.move_to(DOWN * 0.45)
-        self.say(f"After attention, each token's vector goes through an MLP on its own. "
-                     f"We follow {self.piece!r} in layer {self.layer}.")
+        n = narration.spoken_count
+        self.say(f"After attention comes the MLP, a small network. It works on each token's vector on its own. "
+                 f"We follow {self.piece(self.pos)} in layer {self.layer}.")
         self.play(FadeIn(self.chip), FadeIn(x), run_time=1)
         arrows = [self.arrow(x, m.box) for m in mats]
-        self.say(f"Up-projection: {cfg.d_model} numbers times a {cfg.d_model} x {cfg.d_mlp} matrix "
-                     f"give {cfg.d_mlp} numbers" + (", twice: W_in and W_gate." if self.gated else "."))
+        self.say(f"First, the up-projection. A learned matrix turns the vector's {n(cfg.d_model)} numbers "
+                 f"into {n(cfg.d_mlp)}."
+                 + (" The model has two such matrices: one gives the up values, the other the gate values."
+                    if self.gated else ""))
         self.play(*[GrowArrow(a) for a in arrows], *[FadeIn(m) for m in mats], run_time=1)
         self.play(*[TransformFromCopy(x.col.body, c.col.body) for c in cols],
                   *[FadeIn(VGroup(c[1], c.col.left, c.col.right, c.col.length_label)) for c in cols],
                   *[GrowArrow(self.arrow(m.box, c)) for m, c in zip(mats, cols)], run_time=1.5)
         first = float(trace[self.name(self.up_hook)][self.pos, 0])
-        self.say(f"{cfg.d_mlp} neurons, each a dot product of the token's vector with one learned "
-                     f"direction (the first up value here: {fmt(first)}).")
-        self.wait(1.5)
+        self.say("Each new number is a dot product of the vector with one learned direction. "
+                 f"The first up value here is {narration.spoken_number(first)}.")
 
     def beat_nonlinearity(self):
         trace, theme, cfg = self.trace, self.theme, self.trace.config
@@ -149,17 +151,30 @@ class Mlp(TransformerScene):
         right = VGroup(formula, example, neurons).arrange(DOWN, buff=0.45)
         right.move_to(RIGHT * 3.6 + DOWN * 0.4)
         fit_width(right, config.frame_width / 2 - 0.5)
-        self.say(f"Then the one non-linear step. {cfg.name} uses {self.act}"
-                     + (": a gate decides how much of each up value passes." if self.gated else ", applied to every up value."))
+        kind = "gate" if self.gated else "up"
+        self.say(f"Next comes the MLP's one non-linear step. This model uses a curve called {self.act}.")
         self.play(FadeIn(plot), run_time=0.8)
-        self.play(FadeIn(curve), FadeIn(rug), FadeIn(rug_name), run_time=1)
-        self.say(f"Small ticks: where this token's {cfg.d_mlp} {'gate' if self.gated else 'up'} values fall "
-                     f"(every 4th). Negative inputs come out near zero.")
+        self.play(FadeIn(curve), run_time=0.8)
+        self.say(f"The small ticks show where this token's {kind} values fall, one tick for every fourth value. "
+                 "Negative inputs come out near zero.")
+        self.play(FadeIn(rug), FadeIn(rug_name), run_time=1)
+        if self.gated:
+            self.say(f"Each neuron is {self.act} of its gate value, times its up value. "
+                     "So the gate decides how much of the up value passes.")
+        else:
+            self.say(f"Each neuron is {self.act} of its up value.")
         self.play(FadeIn(formula), run_time=0.8)
-        self.say(f"The strongest neuron for this token, {best}, worked through with its real numbers.")
+        say = narration.spoken_number
+        out = say(float(trace[self.name("mlp.hook_post")][self.pos, best]))
+        if self.gated:
+            gate, up = (say(float(trace[self.name(h)][self.pos, best])) for h in (self.gate_hook, self.up_hook))
+            worked = f"its gate value {gate} and up value {up} give {out}."
+        else:
+            worked = f"its up value {say(float(trace[self.name('mlp.hook_pre')][self.pos, best]))} gives {out}."
+        self.say(f"Take the strongest neuron for this token, number {best}: {worked}")
         self.play(FadeIn(dot), FadeIn(tag), FadeIn(example), run_time=1)
+        self.say(f"Done for every neuron, this gives the token's {narration.spoken_count(cfg.d_mlp)} neuron values.")
         self.play(FadeIn(neurons), run_time=1)
-        self.wait(1.5)
 
     def beat_down(self):
         trace, theme, cfg = self.trace, self.theme, self.trace.config
@@ -176,8 +191,8 @@ class Mlp(TransformerScene):
         row[0].shift(LEFT * 0.4)
         fit_width(row, config.frame_width - 0.6)
         row.move_to(DOWN * 0.35)
-        self.say(f"Down-projection: a {cfg.d_mlp} x {cfg.d_model} matrix takes the neurons back to "
-                     f"{cfg.d_model} numbers.")
+        self.say(f"Then the down-projection. A second matrix takes the {narration.spoken_count(cfg.d_mlp)} neurons "
+                 f"back to {narration.spoken_count(cfg.d_model)} numbers: the MLP's output.")
         self.play(FadeIn(neurons), run_time=0.6)
         self.play(FadeIn(w_out), GrowArrow(self.arrow(neurons, w_out.box)), run_time=0.8)
         self.play(TransformFromCopy(neurons.col.body, out.col.body),
@@ -186,11 +201,12 @@ class Mlp(TransformerScene):
         a = float(trace[self.name("hook_mlp_out")][self.pos, 0])
         b = float(trace[self.name("hook_resid_mid")][self.pos, 0])
         c = float(trace[self.name("hook_resid_post")][self.pos, 0])
-        self.say(f"That output is added to the token's vector: first entries {fmt(b)} and {fmt(a)} make {fmt(c)}, "
-                     "and so on for all of them.")
+        say = narration.spoken_number
+        self.say("That output is added to the token's vector from before the MLP.")
         self.play(FadeIn(plus), FadeIn(mid), run_time=0.8)
+        self.say(f"In the first entry, the MLP's {say(a)} and the earlier {say(b)} make {say(c)}. "
+                 "Every entry is added the same way.")
         self.play(FadeIn(equals), FadeIn(post), run_time=0.8)
-        self.wait(1.5)
 
     def beat_neurons(self):
         trace, theme, cfg = self.trace, self.theme, self.trace.config
@@ -213,14 +229,19 @@ class Mlp(TransformerScene):
         fit_width(layout, config.frame_width - 0.8)
         layout.move_to(DOWN * 0.4)
         t0 = facts["top"][0]
-        self.say(f"Which neurons fire for {self.piece!r}? The strongest is neuron {t0['neuron']} at {fmt(t0['value'])}.")
+        self.say(f"Which neurons fire most for {self.piece(self.pos)}? "
+                 f"The strongest is neuron {t0['neuron']}, at {narration.spoken_number(t0['value'])}.")
         self.play(FadeIn(head), LaggedStart(*[FadeIn(line, shift=0.2 * RIGHT) for line in bars.lines], lag_ratio=0.12),
                   FadeIn(bars.centre), run_time=1.5)
-        self.say(f"Most stay quiet: {facts['near_zero']} of {cfg.d_mlp} ({100 * facts['fraction']:.0f}%) are within "
-                     f"{round(100 * NEAR_ZERO)}% of zero, relative to the strongest.")
+        self.say(f"Here are all {narration.spoken_count(cfg.d_mlp)} neurons, {cols} to a row. Grey means near zero.")
         self.play(FadeIn(grid_title), FadeIn(image), run_time=1)
+        quiet_n, share = narration.spoken_count(facts["near_zero"]), narration.spoken_percent(facts["fraction"])
+        rule_text = f"below {round(100 * NEAR_ZERO)}% of the strongest"
+        if facts["fraction"] >= 0.5:
+            self.say(f"Most stay quiet: {quiet_n} of them, or {share}, are {rule_text}.")
+        else:
+            self.say(f"Only {quiet_n} of them, or {share}, are {rule_text}: fewer quiet neurons than usual.")
         self.play(FadeIn(quiet), FadeIn(rule), run_time=0.8)
-        self.wait(1.5)
 
     def beat_parameters(self):
         theme, cfg = self.theme, self.trace.config
@@ -246,12 +267,15 @@ class Mlp(TransformerScene):
         fit_width(panel, config.frame_width - 1.0)
         panel.move_to(DOWN * 0.3)
         share = counts["mlp_share"]
-        self.say(f"Where the parameters are: in each layer attention has {fmt_int(counts['attention'])}, "
-                     f"the MLP {fmt_int(counts['mlp'])}.")
+        n = narration.spoken_count
+        self.say(f"Where are the model's parameters? In each layer, attention has {n(counts['attention'])}, "
+                 f"and the MLP has {n(counts['mlp'])}.")
         self.play(FadeIn(head), run_time=0.6)
         self.play(LaggedStart(*[GrowFromEdge(r[1], LEFT) for r in rows], lag_ratio=0.3),
                   *[FadeIn(VGroup(r[0], r[2])) for r in rows], run_time=1.5)
-        self.say(f"So {100 * share:.0f}% of each layer's weights sit in the MLP: much of what the model "
-                     "has memorised is thought to live there.")
+        self.say(f"So {narration.spoken_percent(share)} of each layer's weights sit in the MLP. "
+                 f"Over all {n(cfg.n_layers)} layers, the MLPs hold {n(counts['mlp_all'])} "
+                 f"of the model's {n(counts['total']).removeprefix('about ')}.")
         self.play(FadeIn(totals), run_time=1)
-        self.wait(2)
+        self.say("Much of what the model has memorised is thought to live there.")
+        self.wait(0.5)

@@ -19,11 +19,12 @@ from manim import (DOWN, LEFT, RIGHT, UP, Arrow, FadeIn, FadeOut, GrowArrow, Ind
 
 from facts.attention import TEMPERATURES
 from facts.generation import SAMPLE_TEMPERATURE
+from scenes.parts import narration
 from scenes.parts.base import TransformerScene
 from scenes.parts.components import ProbabilityBars, TokenStrip, VectorColumn, fit_width, label, sample_rows
 from scenes.parts.plots import MatrixBox
 from scenes.parts.provenance import Shown
-from scenes.parts.theme import LABEL, SMALL, fmt, fmt_int, fmt_percent
+from scenes.parts.theme import LABEL, SMALL, fmt_int
 
 CONTEXT_TOKENS = 7  # prompt tokens kept in view before the generated ones
 
@@ -91,17 +92,21 @@ class Prediction(TransformerScene):
         row.move_to(DOWN * 0.3)
         a1 = Arrow(left.get_right(), W_U.box.get_left(), buff=0.15, color=theme.dim, stroke_width=3)
         a2 = Arrow(W_U.box.get_right(), right.get_left(), buff=0.15, color=theme.dim, stroke_width=3)
-        self.say(f"After the last layer, only the last token's vector matters for what comes next: "
-                     f"{cfg.d_model} numbers.")
+        n = narration.spoken_count
+        self.say(f"After the last layer, only the last token's vector decides what comes next. "
+                 f"It has {n(cfg.d_model)} numbers.")
         self.play(FadeIn(left), run_time=1)
-        self.say(f"Multiplying by the unembedding matrix gives one score, a logit, for each of the "
-                     f"{fmt_int(cfg.vocab_size)} tokens.")
+        self.say("The unembedding matrix turns it into one score for every token in the vocabulary."
+                 + (" This model reuses its embedding matrix for this, turned on its side." if cfg.tied_embeddings else ""))
         self.play(GrowArrow(a1), FadeIn(W_U), run_time=0.8)
+        self.say(f"That makes {n(cfg.vocab_size)} scores, called logits. Here are the top five.")
         self.play(GrowArrow(a2), FadeIn(bars_title),
                   LaggedStart(*[FadeIn(line, shift=0.2 * RIGHT) for line in bars.lines], lag_ratio=0.12), run_time=1.5)
-        self.say(f"The highest: {rows[0][0]!r} with {fmt(rows[0][1])}, then {rows[1][0]!r} with {fmt(rows[1][1])}. "
-                     "Logits are not yet probabilities.")
-        self.wait(1.5)
+        say = narration.spoken_number
+        first, second = say(rows[0][1]), say(rows[1][1])
+        close = ", almost tied," if first == second else ""
+        self.say(f"The highest is {self.word(rows[0][0])}, at {first}. "
+                 f"Next{close} is {self.word(rows[1][0])}, at {second}. Logits are not probabilities yet.")
 
     def beat_temperature(self):
         trace, theme = self.trace, self.theme
@@ -130,13 +135,17 @@ class Prediction(TransformerScene):
         panels.next_to(formula, DOWN, buff=0.35)
         probs = {t: table["probs"][repr(float(t))][0] for t in TEMPERATURES}
         top = table["pieces"][0]
-        self.say("Softmax turns logits into probabilities; dividing by a temperature T first "
-                     "sharpens (T < 1) or flattens (T > 1) them.")
+        self.say("Softmax turns logits into probabilities. "
+                 "First, every logit is divided by a number called the temperature, T.")
         self.play(FadeIn(formula), run_time=0.8)
+        self.say("A T below 1 sharpens the odds, and a T above 1 flattens them. "
+                 "At T = 0, the top token always wins.")
         self.play(LaggedStart(*[FadeIn(p) for p in panels], lag_ratio=0.25), run_time=2)
-        self.say(f"{top!r} gets {fmt_percent(probs[0.5])} at T = 0.5, {fmt_percent(probs[1.0])} at T = 1, "
-                     f"{fmt_percent(probs[2.0])} at T = 2, where the rest spreads over thousands of unlikely tokens.")
-        self.wait(2)
+        said = [f"{narration.spoken_percent(probs[t])} at T = {t_text(t)}" for t in TEMPERATURES if t > 0]
+        hottest = t_text(max(TEMPERATURES))
+        self.say(f"{self.word(top)} gets {', '.join(said[:-1])}, and {said[-1]}. "
+                 f"At T = {hottest}, the rest spreads over thousands of unlikely tokens.")
+        self.wait(0.5)
 
     def beat_sample(self):
         theme = self.theme
@@ -149,36 +158,46 @@ class Prediction(TransformerScene):
         panel = VGroup(bars, note).arrange(RIGHT, buff=1.0)
         fit_width(panel, config.frame_width - 1.0)
         panel.next_to(strip, DOWN, buff=0.8)
-        s = self.steps[0]["chosen"]
-        self.say(f"To write, draw one token at random from these probabilities (T = {t_text(SAMPLE_TEMPERATURE)}, "
-                     f"seed {self.params.seed}: the same seed always draws the same tokens).")
+        self.say(f"To write, the model draws one token at random from these probabilities. "
+                 f"Here T = {t_text(SAMPLE_TEMPERATURE)} and the seed is {self.params.seed}. "
+                 "The same seed always draws the same tokens.")
         self.play(FadeIn(strip), FadeIn(panel), run_time=1.2)
         box = SurroundingRectangle(bars.lines[chosen], color=theme.accent, buff=0.08)
-        self.say(f"This time the draw gives {s['token']!r} ({fmt_percent(s['probability'])}); it is appended to the text.")
+        self.say(f"This time the draw picks {self.draw(0)}")
         self.play(FadeIn(box), Indicate(bars.lines[chosen], color=theme.accent, scale_factor=1.05), run_time=1)
+        self.say("It is added to the end of the text.")
         grown = self.place_strip(self.context_strip(1))
         self.play(ReplacementTransform(strip, grown), FadeOut(box), run_time=1)
-        self.wait(1)
         self.strip, self.bars, self.note = grown, bars, note
 
     def beat_repeat(self):
         theme = self.theme
         strip, bars = self.strip, self.bars
-        self.say("Then the whole model runs again on the longer text, and the next token is drawn the same way.")
+        self.say("Then the whole model runs again on the longer text. The next token is drawn the same way.")
         for step in range(1, len(self.steps)):
             new_bars = self.step_bars(step).move_to(bars, aligned_edge=UP + LEFT)
             rows, chosen = sample_rows(self.steps, step)
-            s = self.steps[step]
+            self.say(f"Step {step + 1}: the draw picks {self.draw(step)}")
             self.play(ReplacementTransform(bars, new_bars), run_time=0.9)
             bars = new_bars
             box = SurroundingRectangle(bars.lines[chosen], color=theme.accent, buff=0.08)
-            self.say(f"Step {step + 1}: {s['top'][0]['token']!r} leads with {fmt_percent(s['top'][0]['probability'])}; "
-                         f"the draw gives {s['chosen']['token']!r} ({fmt_percent(s['chosen']['probability'])}).")
             self.play(FadeIn(box), run_time=0.5)
             grown = self.place_strip(self.context_strip(step + 1))
             self.play(ReplacementTransform(strip, grown), FadeOut(box), run_time=0.8)
             strip = grown
-            self.wait(0.5)
-        text = "".join(s["chosen"]["token"] for s in self.steps)
-        self.say(f"{len(self.steps)} draws, {len(self.steps)} forward passes: the model added {text!r}.")
-        self.wait(1.5)
+        words = [self.word(s["chosen"]["token"]) for s in self.steps]
+        listed = words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+        n = len(self.steps)
+        self.say(f"{narration.spoken_count(n)} {'draw' if n == 1 else 'draws'}, one run of the model each. "
+                 f"Together they added {listed}.")
+        self.wait(0.5)
+
+    def draw(self, step: int) -> str:
+        """What narration says about one draw: the token picked, and how it compares with the leader."""
+        s = self.steps[step]
+        chosen, top = s["chosen"], s["top"][0]
+        pct = narration.spoken_percent
+        if chosen["id"] == top["id"]:
+            return f"{self.word(chosen['token'])}, the most likely token, at {pct(chosen['probability'])}."
+        return (f"{self.word(chosen['token'])}, at {pct(chosen['probability'])}. "
+                f"It is not the leader: {self.word(top['token'])} had {pct(top['probability'])}.")
