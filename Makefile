@@ -3,9 +3,10 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
-# Cairo and Pango for Manim; Noto CJK and colour emoji so prompts in any script draw (Pango falls
-# back to them for glyphs DejaVu lacks); Chromium and its driver for the lecture-page test.
-APT_PACKAGES := libcairo2-dev libpango1.0-dev pkg-config fonts-noto-cjk fonts-noto-color-emoji chromium chromium-driver
+# Cairo and Pango for Manim; Noto CJK, colour emoji and Symbola (outline emoji, which manim's SVG
+# text can draw) so prompts in any script draw (Pango falls back to them for glyphs DejaVu lacks);
+# Chromium and its driver for the lecture-page test.
+APT_PACKAGES := libcairo2-dev libpango1.0-dev pkg-config fonts-noto-cjk fonts-noto-color-emoji fonts-symbola chromium chromium-driver
 STAMP  := $(VENV)/.setup-done
 
 .PHONY: setup render test bench clean
@@ -13,7 +14,7 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile
 	@if ! pkg-config --exists cairo pangocairo 2>/dev/null || ! command -v chromedriver >/dev/null \
-	    || ! fc-list 2>/dev/null | grep -q "Noto Sans CJK" || ! fc-list 2>/dev/null | grep -q "Noto Color Emoji"; then \
+	    || ! fc-list 2>/dev/null | grep -q "Noto Sans CJK" || ! fc-list 2>/dev/null | grep -q "Noto Color Emoji" || ! fc-list 2>/dev/null | grep -q Symbola; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES); \
 	  else \

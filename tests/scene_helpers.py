@@ -98,9 +98,33 @@ def expect_spoken_number(x: float, digits: int = 2) -> str:
     return ("minus " if x < 0 else "") + text
 
 
+SAID_PUNCTUATION = {",": "a comma", ".": "a full stop", ":": "a colon", ";": "a semicolon", "?": "a question mark",
+                    "!": "an exclamation mark", "-": "a dash", "(": "an opening bracket", ")": "a closing bracket"}
+
+
 def expect_spoken_token(piece: str) -> str:
-    """How narration names a token: its text without surrounding spaces, in curly quotes."""
-    return "\u201c" + piece.strip() + "\u201d"
+    """How narration names a token: its text without surrounding spaces, in curly quotes; common
+    punctuation by its name (a voice would swallow it); byte pieces as "a byte piece"."""
+    text = piece.strip()
+    if text and set(text.replace("<0x", "").replace(">", "")) <= set("0123456789ABCDEFabcdef") and text.startswith("<0x"):
+        return "a byte piece"
+    if text in SAID_PUNCTUATION:
+        return SAID_PUNCTUATION[text]
+    return "\u201c" + text + "\u201d"
+
+
+def expect_spoken_count(n: int) -> str:
+    """Narration's big counts: exact with commas under a million; above, "about" (unless exact)
+    and millions or billions, one decimal under ten, whole from ten."""
+    n = int(n)
+    for size, word in ((10**9, "billion"), (10**6, "million")):
+        if n >= size:
+            value = Decimal(n) / size
+            text = _fixed(float(value), 0 if value >= 10 else 1)
+            text = text[:-2] if text.endswith(".0") else text
+            exact = Decimal(text) * size == n
+            return f"{'' if exact else 'about '}{text} {word}"
+    return expect_int(n)
 
 
 _BUILT: dict[tuple, object] = {}  # scenes already built in this process (tests only read them)

@@ -148,3 +148,16 @@ def test_cjk_prompts_draw_real_glyphs_not_boxes():
         assert len(glyph.submobjects) >= 1
         assert len(glyph.submobjects) != len(missing.submobjects) or \
             [len(m.points) for m in glyph.submobjects] != [len(m.points) for m in missing.submobjects], text
+
+
+def test_emoji_draw_as_outlines_not_nothing():
+    """Colour emoji cannot pass through manim's SVG text (they came out empty); labels ask for the
+    outline form, which Pango takes from Symbola: each pictograph is a real glyph, wider than a dot."""
+    from scenes.parts.components import label
+    from scenes.parts.theme import get_theme
+
+    theme = get_theme("dark")
+    for text in ("🦊", "❤️", "😀"):
+        glyph = label(text, theme)
+        assert len(glyph.submobjects) == 1 and len(glyph.submobjects[0].points) > 40 and glyph.width > 0.2, text
+    assert len(label("I ❤️ my 🦊", theme).submobjects) == 5  # I, heart, m, y, fox: every glyph drawn

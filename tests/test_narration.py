@@ -88,13 +88,14 @@ def test_spoken_number_table(x, said):
 
 
 @pytest.mark.parametrize("n, said", [(1536, "1,536"), (134_515_008, "about 135 million"), (2_000_000, "2 million"),
-                                     (4_700_000_000, "4.7 billion"), (262_144, "262,144")])
+                                     (4_700_000_000, "4.7 billion"), (262_144, "262,144"), (79_626_240, "about 80 million"),
+                                     (4_718_592, "about 4.7 million")])
 def test_spoken_count_table(n, said):
     assert narration.spoken_count(n) == said
 
 
 @pytest.mark.parametrize("piece, said", [(" fluffy", "“fluffy”"), ("The", "“The”"), ("<0xE6><0x9D>", "a byte piece"),
-                                         ("\n", "a newline"), (" ", "a space")])
+                                         ("\n", "a newline"), (" ", "a space"), (",", "a comma"), (" .", "a full stop")])
 def test_spoken_token_table(piece, said):
     assert narration.spoken_token(piece) == said
 
@@ -188,3 +189,15 @@ def test_synthesis_is_deterministic_cached_and_follows_speed(tmp_path, monkeypat
     assert fast_rate == rate and 0.55 < fast_frames / frames < 0.8  # 1.5x the rate: about 2/3 of the length
     seconds = frames / rate
     assert 1.5 < seconds < len(texts[0]) / 8  # real speech, not silence or a stub
+
+
+def test_test_helpers_agree_with_the_literal_tables():
+    """The tests' own spoken formatters (scene_helpers.expect_spoken_*), written separately, give
+    the same strings as the tables above, so scene tests that use them check against the same rules."""
+    from scene_helpers import expect_spoken_count, expect_spoken_token
+
+    for n, said in [(1536, "1,536"), (134_515_008, "about 135 million"), (2_000_000, "2 million"),
+                    (4_700_000_000, "4.7 billion"), (79_626_240, "about 80 million"), (4_718_592, "about 4.7 million")]:
+        assert expect_spoken_count(n) == said
+    for piece, said in [(" fluffy", "“fluffy”"), ("<0xE6><0x9D>", "a byte piece"), (",", "a comma"), (" .", "a full stop")]:
+        assert expect_spoken_token(piece) == said

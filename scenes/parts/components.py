@@ -8,6 +8,7 @@ Text is Pango (`Text`, which never parses markup); no LaTeX anywhere.
 from __future__ import annotations
 
 import math
+import re
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -30,13 +31,24 @@ def frame_height() -> float:
 
 # --------------------------------------------------------------------------- text
 
+# Emoji and pictographs. Pango draws these from the colour emoji font, which manim's SVG route
+# cannot carry (the glyph comes out empty); asking for text presentation (U+FE0E) makes Pango
+# use an outline font (Symbola), which it can.
+PICTOGRAPH = re.compile("([\u2600-\u27bf\u2b00-\u2bff\U0001f000-\U0001faff])\ufe0f?(?!\ufe0e)")
+
+
+def drawable(text: str) -> str:
+    """`text` with every pictograph asked for in its outline (text) form."""
+    return PICTOGRAPH.sub("\\1\ufe0e", text)
+
+
 def label(text: str, theme: Theme, size: float = LABEL, color=None, mono: bool = False, bold: bool = False,
           shown: Shown | None = None) -> Text:
     """Plain Pango text (never markup: prompt text is safe as it is).
 
     A label made before in this process (same text, font, size, colour) is copied from
     manim's SVG cache instead of being parsed again."""
-    mob = Text(text, font=MONO if mono else FONT, font_size=size, color=color or theme.text,
+    mob = Text(drawable(text), font=MONO if mono else FONT, font_size=size, color=color or theme.text,
                weight="BOLD" if bold else "NORMAL", use_svg_cache=True)
     if shown is not None:
         mob.shown = shown

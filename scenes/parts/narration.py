@@ -168,20 +168,30 @@ def spoken_number(x: float, digits: int = 2) -> str:
 
 
 def spoken_count(n: int) -> str:
-    """A big count the way a person says it: "1,536", "about 135 million", "about 4.7 billion"."""
+    """A big count the way a person says it: "1,536", "about 135 million", "about 80 million",
+    "about 4.7 billion" (one decimal under ten, whole numbers above)."""
     for size, word in ((1e9, "billion"), (1e6, "million")):
         if n >= size:
             value = n / size
-            text = f"{value:.0f}" if value >= 100 else f"{value:.1f}".removesuffix(".0")
+            text = f"{value:.0f}" if value >= 10 else f"{value:.1f}".removesuffix(".0")
             return f"about {text} {word}" if float(text) * size != n else f"{text} {word}"
     return f"{n:,}"
 
 
+# Tokens a voice would swallow (it drops the quotes and most punctuation): named instead.
+PUNCTUATION = {",": "a comma", ".": "a full stop", ":": "a colon", ";": "a semicolon", "!": "an exclamation mark",
+               "?": "a question mark", "-": "a dash", "—": "a dash", "–": "a dash", "'": "an apostrophe",
+               '"': "a quotation mark", "(": "an opening bracket", ")": "a closing bracket", "/": "a slash",
+               "\\": "a backslash", "...": "an ellipsis", "…": "an ellipsis"}
+
+
 def spoken_token(piece: str) -> str:
-    """A token as narration names it: the word in quotes ("fluffy"), or what it is when it is not a word."""
+    """A token as narration names it: the word in quotes (“fluffy”), or what it is when it is not a word."""
     text = piece.strip()
     if re.fullmatch(r"(<0x[0-9A-Fa-f]{2}>)+", text):
         return "a byte piece"
     if not text:
         return {"\n": "a newline", " ": "a space"}.get(piece[:1], "a blank piece")
+    if text in PUNCTUATION:
+        return PUNCTUATION[text]
     return f"“{text}”"
