@@ -18,12 +18,26 @@ from manim import (DOWN, LEFT, RIGHT, UP, Angle, Arrow, Circle, DashedLine, Dot,
                    LaggedStart, ReplacementTransform, TransformFromCopy, VGroup, Write, config)
 
 from facts.attention import rope_pair
+from scenes.parts import narration
 from scenes.parts.base import TransformerScene
 from scenes.parts.components import (ProbabilityBars, TokenStrip, VectorColumn, WeightMatrix, count, fit_height,
                                fit_width, label, number, token_label)
-from scenes.parts.theme import BODY, LABEL, SMALL, fmt, fmt_int
+from scenes.parts.theme import BODY, LABEL, SMALL
 
 COLUMN_WIDTH = 1.35  # room per token in the row of vectors
+
+
+def and_list(items: list[str]) -> str:
+    """“a”, “a and b”, “a, b and c”; byte pieces (no readable name) counted together."""
+    byte = narration.spoken_token("<0x00>")
+    raw = items.count(byte)
+    items = [i for i in items if i != byte] + ([] if not raw else [byte] if raw == 1 else [f"{raw} byte pieces"])
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def plus(x: float) -> str:
+    """A term added to a spoken sum: "plus 0.05" or "minus 0.05"."""
+    return f"{'minus' if x < 0 else 'plus'} {narration.spoken_number(abs(x))}"
 
 
 class Embeddings(TransformerScene):
@@ -62,21 +76,22 @@ class Embeddings(TransformerScene):
         token.to_edge(LEFT, buff=0.3).set_y(matrix.row_label_of[highlight].get_y())
         pointer = Arrow(token.get_right(), matrix.row_label_of[highlight].get_left(),
                         buff=0.1, color=theme.token_color(pos), stroke_width=3, max_tip_length_to_length_ratio=0.2)
-        self.say(f"The model keeps one learned row of numbers for each of its {fmt_int(cfg.vocab_size)} tokens: "
-                     f"the embedding matrix W_E, {fmt_int(cfg.vocab_size)} x {cfg.d_model}.")
+        vocab = narration.spoken_count(cfg.vocab_size)
+        self.say(f"The model keeps one learned row of numbers for each of its {vocab} tokens. "
+                 f"Together they make the embedding matrix: {vocab} rows of {cfg.d_model} numbers.")
         self.play(FadeIn(matrix), FadeIn(row_axis), run_time=1.5)
-        self.say(f"{trace.pieces[pos]!r} is token {tid}, so it takes row {tid}.")
+        self.say(f"Our token, {self.piece(pos)}, is token number {tid}. So it takes row {tid}.")
         self.play(FadeIn(token), run_time=0.8)
         self.play(GrowArrow(pointer), run_time=0.6)
         column = VectorColumn(trace["hook_embed"][pos].numpy(), theme, "hook_embed", (pos,), head=4, tail=2,
                               scale=0.1, color=theme.token_color(pos))
         column.next_to(matrix, RIGHT, buff=0.9)
+        first, second = (float(trace["hook_embed"][pos, i]) for i in (0, 1))
+        self.say(f"That row becomes the token's vector: {cfg.d_model} numbers. "
+                 f"It starts with {narration.spoken_number(first)}, then {narration.spoken_number(second)}.")
         self.play(TransformFromCopy(matrix.rows[highlight], column.body), FadeIn(column.left), FadeIn(column.right),
                   run_time=1.5)
         self.play(FadeIn(column.length_label), run_time=0.6)
-        self.say(f"That row is the token's vector: {cfg.d_model} numbers, starting "
-                     f"{fmt(float(trace['hook_embed'][pos, 0]))}, {fmt(float(trace['hook_embed'][pos, 1]))}, ...")
-        self.wait(1.5)
 
     def window(self) -> list[int | None]:
         """Token positions for the row of vectors: all if they fit, else the focus and its neighbours."""
@@ -124,15 +139,20 @@ class Embeddings(TransformerScene):
         total.arrange(RIGHT, buff=0.12).next_to(columns, DOWN, buff=0.5)
         group = VGroup(strip, columns, total)
         fit_width(group, config.frame_width - 0.6)
-        self.say(f"Every token is looked up the same way: {len(trace.tokens)} tokens become "
-                     f"{len(trace.tokens)} columns of {cfg.d_model} numbers.")
+        n = len(trace.tokens)
+        self.say("Every token is looked up the same way.")
         self.play(FadeIn(strip), run_time=0.8)
+        if n == 1:
+            self.say(f"Our one token becomes one column of {cfg.d_model} numbers.")
+        else:
+            self.say(f"{narration.spoken_count(n)} tokens become {narration.spoken_count(n)} columns "
+                     f"of {cfg.d_model} numbers each.")
         self.play(LaggedStart(*[FadeIn(c, shift=0.3 * DOWN) for c in columns], lag_ratio=0.1), run_time=2)
         self.play(FadeIn(total), run_time=0.6)
-        same = [p for p in range(len(trace.tokens)) if trace.tokens[p] == trace.tokens[self.focus] and p != self.focus]
-        self.say("So far a token's vector ignores its neighbours: the same token always gets the same column"
-                     + (f" (here {trace.pieces[self.focus]!r} appears {len(same) + 1} times)." if same else "."))
-        self.wait(1.5)
+        same = [p for p in range(n) if trace.tokens[p] == trace.tokens[self.focus] and p != self.focus]
+        times = "twice" if len(same) == 1 else f"{len(same) + 1} times"
+        self.say("So far, a token's vector knows nothing of its neighbours. The same token always gets the same column."
+                 + (f" Here {self.piece(self.focus)} appears {times}, with the same column each time." if same else ""))
         self.columns = columns
 
     def beat_position(self):
@@ -142,7 +162,7 @@ class Embeddings(TransformerScene):
             self.rotary_position()
 
     def learned_position(self):
-        trace, theme, cfg = self.trace, self.theme, self.trace.config
+        trace, theme = self.trace, self.theme
         self.clear_stage()
         pos = self.focus
         parts = [("token", "hook_embed"), ("position", "hook_pos_embed"), ("input to layer 0", "blocks.0.hook_resid_pre")]
@@ -153,14 +173,15 @@ class Embeddings(TransformerScene):
             cols.append(VGroup(cap, col))
         row = VGroup(cols[0], label("+", theme, BODY), cols[1], label("=", theme, BODY), cols[2]).arrange(RIGHT, buff=0.5)
         row.move_to(DOWN * 0.2)
-        self.say(f"{cfg.name} learned one more vector per position: position {pos}'s vector is added "
-                     f"to {trace.pieces[pos]!r}'s.")
+        self.say(f"Take the vector of {self.piece(pos)}, at position {pos}.")
         self.play(FadeIn(cols[0]), run_time=0.8)
+        self.say(f"This model also learned one vector for each position. Position {pos}'s vector is added to it.")
         self.play(FadeIn(row[1]), FadeIn(cols[1]), run_time=1)
-        self.play(FadeIn(row[3]), FadeIn(cols[2]), run_time=1)
         e, p = float(trace["hook_embed"][pos, 0]), float(trace["hook_pos_embed"][pos, 0])
-        self.say(f"Entry by entry: {fmt(e)} + {fmt(p)} = {fmt(float(trace['blocks.0.hook_resid_pre'][pos, 0]))}.")
-        self.wait(2)
+        total = float(trace["blocks.0.hook_resid_pre"][pos, 0])
+        self.say(f"The sum is what the first layer reads. Its first entry: {narration.spoken_number(e)} {plus(p)} "
+                 f"makes {narration.spoken_number(total)}.")
+        self.play(FadeIn(row[3]), FadeIn(cols[2]), run_time=1)
 
     def rotary_position(self):
         trace, theme, cfg = self.trace, self.theme, self.trace.config
@@ -174,7 +195,8 @@ class Embeddings(TransformerScene):
                             color=theme.dim)).arrange(DOWN, aligned_edge=LEFT, buff=0.15)
         fit_width(note, config.frame_width - 1)
         note.next_to([0, self.stage_top(), 0], DOWN, buff=0.25)
-        self.say(f"{cfg.name} has no position vector: position enters later, by rotating queries and keys (RoPE).")
+        self.say("This model adds no vector for position. Position enters later, inside attention. "
+                 "Each query and key is turned, pair by pair, by an angle that grows with position.")
         self.play(FadeIn(note), run_time=1)
 
         before, after = np.array(pair["before"]), np.array(pair["after"])
@@ -204,16 +226,24 @@ class Embeddings(TransformerScene):
         ).arrange(DOWN, aligned_edge=LEFT, buff=0.22)
         lines.next_to(circle, RIGHT, buff=1.0)
         fit_width(lines, config.frame_width / 2 - 0.3 - lines.get_left()[0])
+        self.say(f"Here is one real pair of numbers from the query of {self.piece(pos)}, "
+                 f"in layer {choice.layer}, head {head}.")
         self.play(FadeIn(axes), FadeIn(circle), GrowArrow(a1), FadeIn(lines[:3]), run_time=1.2)
-        self.say(f"One real pair of {trace.pieces[pos]!r}'s query (layer {choice.layer}, head {head}): "
-                     f"at position {pos} it turns by {pair['angle']:.2f} radians.")
+        if pos == 0:
+            self.say("It is the first token, at position 0, so it does not turn at all.")
+        else:
+            degrees = narration.spoken_number(math.degrees(pair["angle"]) % 360)
+            radians = narration.spoken_number(pair["angle"])
+            self.say(f"At position {pos}, the pair turns by {radians} {'radian' if radians == '1' else 'radians'}. "
+                     + (f"That is more than a full turn: it ends {degrees} degrees round."
+                        if pair["angle"] >= 2 * math.pi else f"That is {degrees} degrees around the circle."))
         turned = a1.copy()
         self.play(turned.animate.become(a2), FadeIn(lines[3:]), run_time=1.5)
         arc = Angle(Line(origin, to_point(before)), Line(origin, to_point(after)), radius=0.6, color=theme.query,
                     other_angle=((pair["angle"] % (2 * math.pi)) > math.pi))
         self.play(FadeIn(arc), run_time=0.5)
-        self.say("Keys turn the same way, so a query-key dot product depends on how far apart two tokens are.")
-        self.wait(2)
+        self.say("Keys turn the same way. So when a query meets a key, "
+                 "their dot product depends on how far apart the two tokens are.")
 
     def beat_neighbours(self):
         trace, theme = self.trace, self.theme
@@ -232,10 +262,28 @@ class Embeddings(TransformerScene):
         bars.set_x(0)
         fit_width(panel, config.frame_width - 1)
         panel.move_to(DOWN * 0.2)
-        self.say(f"Vectors that point the same way belong to related tokens. Closest to {trace.pieces[pos]!r} "
-                     f"among all {fmt_int(trace.config.vocab_size)}:")
+        self.say("Vectors that point the same way belong to related tokens. "
+                 "We measure this with the cosine: 1 means the same direction, 0 means unrelated.")
         self.play(FadeIn(head), FadeIn(sub), run_time=1)
+        self.say(self.neighbours_text(pos, near))
         self.play(LaggedStart(*[FadeIn(line, shift=0.3 * RIGHT) for line in bars.lines], lag_ratio=0.15), run_time=1.5)
-        listing = ", ".join(f"{n['piece']!r} {n['cosine']:.2f}" for n in near)
-        self.say(f"{listing}.")
-        self.wait(2)
+
+    def neighbours_text(self, pos: int, near: list[dict]) -> str:
+        """The closest rows of the embedding matrix, said: the best with its cosine, then the rest."""
+        vocab = narration.spoken_count(self.trace.config.vocab_size)
+        focus = self.trace.pieces[pos]
+
+        def name(piece: str) -> str:  # the same word with or without its leading space sounds the same: say so
+            if piece != focus and piece.strip() == focus.strip():
+                return f"{self.word(piece)} {'with' if piece.startswith(' ') else 'without'} a space in front"
+            return self.word(piece)
+
+        best = near[0]
+        text = (f"Of all {vocab} tokens, the closest to {self.piece(pos)} is {name(best['piece'])}, "
+                f"with cosine {narration.spoken_number(best['cosine'])}.")
+        if best["cosine"] < 0.3:
+            text += " That is low: even the closest match is weak."
+        rest = [name(n["piece"]) for n in near[1:]]
+        if rest:
+            text += f" Then come {and_list(rest)}, down to {narration.spoken_number(near[-1]['cosine'])}."
+        return text

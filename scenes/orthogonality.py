@@ -14,6 +14,7 @@ import math
 
 from manim import (DOWN, LEFT, ORIGIN, RIGHT, UP, Arc, Arrow, Create, FadeIn, GrowArrow, Line, VGroup, config)
 
+from scenes.parts import narration
 from scenes.parts.base import TransformerScene
 from scenes.parts.components import count, fit_width, label
 from scenes.parts.plots import Plot, nice_ticks
@@ -51,15 +52,15 @@ class Orthogonality(TransformerScene):
         rule = label("In N dimensions at most N directions are exactly perpendicular to each other.", theme, LABEL)
         fit_width(rule, config.frame_width - 1.0)
         rule.next_to([0, self.stage_top(), 0], DOWN, buff=0.3)
-        self.say("Directions in a vector can stand for ideas. How many different directions fit without "
-                     "interfering, that is, all at right angles?")
+        self.say("Directions in a vector can stand for ideas. How many directions fit without getting "
+                 "in each other's way? That means all at right angles to each other.")
         self.play(GrowArrow(a), GrowArrow(b), FadeIn(corner), FadeIn(exact), run_time=1.2)
-        self.say("Exactly at right angles: no more than the number of dimensions. In 2-D, two.")
+        self.say("At exact right angles, no more than the number of dimensions fit. In two dimensions, just two.")
         self.play(FadeIn(rule), run_time=0.8)
-        self.say(f"Allow a little slack, every pair between {90 - self.tol:g} and {90 + self.tol:g} degrees, "
-                     "and the answer changes as the dimension grows.")
+        self.say(f"Now allow a little slack: every pair between {90 - self.tol:g} and {90 + self.tol:g} degrees. "
+                 "The band is drawn four times wider, so you can see it.")
         self.play(GrowArrow(base), Create(band), GrowArrow(near), FadeIn(near_text), run_time=1.5)
-        self.wait(1.5)
+        self.say("With that slack, the answer changes as the number of dimensions grows.")
 
     def beat_experiment(self):
         theme = self.theme
@@ -115,22 +116,49 @@ class Orthogonality(TransformerScene):
             cap.next_to(name, DOWN, buff=0.1).align_to(name, RIGHT)
             VGroup(name, cap).next_to(line.get_bottom(), UP + LEFT, buff=0.15)  # the empty corner under the curves
             marker = VGroup(line, name, cap)
-        small = rows[len(rows) // 2]
-        self.say(f"A real experiment, run with torch: for each dimension N, pack as many unit vectors as possible "
-                     f"with every pair within {self.tol:g} degrees of a right angle.")
+        self.say("Here is a real experiment. For each number of dimensions, N, "
+                 "we pack in as many unit vectors as we can. "
+                 f"Every pair must stay within {self.tol:g} degrees of a right angle.")
         self.play(FadeIn(plot), FadeIn(how), run_time=1)
+        self.say("The straight line is the exact limit: N directions in N dimensions.")
         self.play(Create(exact), FadeIn(legend[1]), run_time=0.8)
+        self.say(self.early_text(rows))
         self.play(Create(measured), FadeIn(dots), FadeIn(legend[0]), run_time=1.5)
-        self.say(f"Up to about {small['dim']} dimensions the slack buys little ({small['count']} in {small['dim']}); "
-                     f"then it pays off: {last['count']} directions in {last['dim']} dimensions.")
+        self.say(self.late_text(last))
         self.play(FadeIn(big), run_time=0.6)
-        self.say("Theory caps how many could ever fit (the Welch bound); the measured counts stay below it.")
+        above = [r for r in rows if r["count"] > r["welch_bound"]]
+        self.say("Theory caps how many could ever fit. This cap is called the Welch bound. "
+                 + ("The measured counts stay below it." if not above else
+                    f"Yet {'one count goes' if len(above) == 1 else 'some counts go'} above it: check the experiment."))
         self.play(Create(welch), FadeIn(legend[2]), run_time=1)
         if len(marker):
-            self.say(f"This model's vectors have {d} dimensions: beyond what was measured here, where theory "
-                         "still caps the count far above the measured curve.")
+            bound = self.facts["welch_at_d_model"]
+            where = "past the end of this experiment" if d > last["dim"] else "inside the measured range"
+            off = ": off the top of the chart" if bound > y_max else ""
+            self.say(f"This model's vectors have {narration.spoken_count(d)} dimensions, {where}. "
+                     + (f"There, the bound allows up to {narration.spoken_count(int(bound))}{off}."
+                        if math.isfinite(bound) else "There, this bound sets no limit at all."))
             self.play(Create(marker[0]), FadeIn(marker[1:]), run_time=1)
-        self.wait(1.5)
+
+    def early_text(self, rows: list[dict]) -> str:
+        """The small dimensions: up to where the slack buys (almost) nothing over N."""
+        plain = 0  # how many of the smallest dimensions gain (almost) nothing from the slack
+        while plain < len(rows) - 1 and rows[plain]["count"] <= rows[plain]["dim"] * 1.05:
+            plain += 1
+        if plain == 0:
+            return f"Already in {rows[0]['dim']} dimensions, {rows[0]['count']} directions fit: more than N."
+        upto = rows[plain - 1]
+        gain = "nothing" if upto["count"] <= upto["dim"] else "little"
+        return (f"Up to {upto['dim']} dimensions, the slack buys {gain}: "
+                f"{upto['count']} directions in {upto['dim']} dimensions.")
+
+    def late_text(self, last: dict) -> str:
+        """The largest dimension measured: how many times N fit there."""
+        ratio = last["count"] / last["dim"]
+        if ratio <= 1.05:
+            return f"Even at {last['dim']} dimensions, only {last['count']} fit: the slack buys little here."
+        return (f"Then it pays off: {narration.spoken_count(last['count'])} directions in {last['dim']} dimensions. "
+                f"That is {narration.spoken_number(ratio)} times as many directions as dimensions.")
 
     def beat_model(self):
         theme, cfg = self.theme, self.trace.config
@@ -158,18 +186,22 @@ class Orthogonality(TransformerScene):
         lines.arrange(DOWN, aligned_edge=LEFT, buff=0.35)
         fit_width(lines, config.frame_width - 1.0)
         lines.move_to(DOWN * 0.2)
-        self.say(f"{cfg.name} has {d} dimensions per token vector. The experiment stopped at {last['dim']} "
-                     "(to keep the build short); the bound says how far it could go.")
+        self.say(f"Back to our model: each of its token vectors has {narration.spoken_count(d)} dimensions.")
         self.play(FadeIn(lines[0]), run_time=0.8)
+        self.say((f"The experiment went up to {last['dim']} dimensions, to keep the build short. " if d > last["dim"]
+                  else f"The experiment went past that, up to {last['dim']} dimensions. ")
+                 + f"There, {narration.spoken_count(last['count'])} nearly perpendicular directions fit.")
         self.play(FadeIn(lines[1]), run_time=0.8)
         if math.isfinite(f["welch_at_d_model"]):
-            self.say(f"At {d} dimensions no more than {fmt_int(int(f['welch_at_d_model']))} directions can fit "
-                         f"within ±{self.tol:g} degrees: a bound from theory, not a measurement.")
+            self.say(f"At {narration.spoken_count(d)} dimensions, theory allows at most "
+                     f"{narration.spoken_count(int(f['welch_at_d_model']))} directions within {self.tol:g} degrees of a right angle. "
+                     "That is a limit from theory, not a measurement.")
         else:
-            self.say(f"At {d} dimensions the Welch bound gives no limit; the true count is not measured here.")
+            self.say(f"Past {narration.spoken_count(f['welch_finite_until'])} dimensions, this bound sets no limit "
+                     "at all. The true count is not measured here.")
         self.play(FadeIn(lines[2]), run_time=0.8)
-        self.say("So a model can hold far more nearly independent features than it has dimensions.")
+        self.say("So features need not each get their own dimension. "
+                 "Many can share the space, each almost independent of the others.")
         self.play(FadeIn(lines[3:]), run_time=0.8)
-        self.wait(2)
 
 

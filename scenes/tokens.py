@@ -9,13 +9,24 @@ Storyboard:
 
 from __future__ import annotations
 
-from manim import DOWN, LEFT, RIGHT, UP, Brace, Group, config, FadeIn, FadeOut, GrowFromCenter, LaggedStart, Write, VGroup
+from manim import (DOWN, LEFT, RIGHT, UP, Brace, Group, FadeIn, FadeOut, GrowFromCenter, Indicate, LaggedStart, VGroup,
+                   Write, config)
 
+from scenes.parts import narration
 from scenes.parts.base import TransformerScene
 from scenes.parts.components import AttentionGrid, PromptText, TokenStrip, cell_grid_image, count, fit_height, label
-from scenes.parts.theme import BODY, LABEL, SMALL, fmt_int
+from scenes.parts.theme import BODY, LABEL, SMALL
 
 MAX_GRID_TOKENS = 10
+
+
+def and_list(items: list[str]) -> str:
+    """“a”, “a and b”, “a, b and c”."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def tokens_word(n: int) -> str:
+    return "one token" if n == 1 else f"{narration.spoken_count(n)} tokens"
 
 
 class Tokens(TransformerScene):
@@ -31,56 +42,70 @@ class Tokens(TransformerScene):
         trace, theme = self.trace, self.theme
         n = len(trace.tokens)
         prompt = PromptText(trace.prompt, theme, size=34).move_to(UP * 1.2)
-        self.say(f"The model never reads letters. Our prompt is {len(trace.prompt)} characters of plain text.")
+        chars = len(trace.prompt)
+        self.say("The model never reads letters. "
+                 f"Our prompt is {'one character' if chars == 1 else f'{narration.spoken_count(chars)} characters'} "
+                 "of plain text.")
         self.play(FadeIn(prompt), run_time=1)
-        self.wait(1.5)
         word = self.split_word()
         focus = [self.data.focus] + (list(range(*word)) if word else [])
         self.strip = TokenStrip(trace.pieces, trace.tokens, theme, focus=focus, show_ids=True).move_to(DOWN * 0.2)
         boxes = [self.strip.boxes[p] for p in self.strip.shown_positions]
         gaps = [m for m in self.strip.row if m not in boxes]
-        self.say(f"The tokenizer cuts it into {n} tokens: pieces of words it learned from data.")
+        if n == 1:
+            self.say("The tokenizer turns it into a single token. Tokens are pieces of text it learned from data.")
+        else:
+            more = (" That is more tokens than characters: some characters become several raw bytes."
+                    if n > len(trace.prompt) else "")
+            self.say(f"The tokenizer cuts it into {tokens_word(n)}. These are pieces of words, learned from data.{more}")
         self.play(prompt.animate.scale(0.8).to_edge(UP, buff=1.2),
                   LaggedStart(*[GrowFromCenter(b) for b in boxes], lag_ratio=0.08), *[FadeIn(g) for g in gaps],
                   run_time=2)
         self.prompt = prompt
         if len(self.strip.shown_positions) < n:
-            self.say(f"Only {len(self.strip.shown_positions)} of the {n} tokens fit on screen; '…' stands for the rest.")
+            self.say(f"Only {narration.spoken_count(len(self.strip.shown_positions))} of them fit on screen. "
+                     "The dots stand for the rest.")
         if word:
             parts = [trace.pieces[i] for i in range(*word)]
-            whole = "".join(parts)
             group = VGroup(*[self.strip.boxes[i] for i in range(*word) if i in self.strip.boxes])
             brace = Brace(group, UP, color=theme.accent, buff=0.08)
             note = label(f"one word, {len(parts)} tokens", theme, LABEL, color=theme.accent).next_to(brace, UP, buff=0.1)
-            self.say(f"Rare words split: '{whole.strip()}' becomes {len(parts)} tokens, "
-                         + " + ".join(repr(p) for p in parts) + ".")
+            self.say(self.split_text(parts))
             self.play(GrowFromCenter(brace), FadeIn(note), run_time=1)
-            self.wait(2)
-            self.play(FadeOut(brace), FadeOut(note), run_time=0.5)
+            gone = [FadeOut(brace), FadeOut(note)]
         else:
-            self.say("Here every word happens to be a single token; rarer words would split into pieces.")
-            self.wait(2)
+            self.say("Here every word is a single token. A rarer word would split into pieces.")
+            gone = []
         space = label("␣ marks a space: it belongs to the token that follows it", theme, SMALL, color=theme.dim)
         space.next_to(self.strip, DOWN, buff=0.9)
-        self.play(FadeIn(space), run_time=0.6)
-        self.wait(1.5)
+        self.say("The ␣ sign marks a space. A space belongs to the token that follows it.")
+        self.play(*gone, FadeIn(space), run_time=0.6)
         self.space_note = space
+
+    def split_text(self, parts: list[str]) -> str:
+        """What the narration says about a word the tokenizer cut into `parts`."""
+        k = len(parts)
+        whole = "".join(parts).strip()
+        if any("<0x" in p for p in parts):  # raw bytes: the pieces have no readable names
+            return f"Some text splits into raw bytes: here {k} tokens make up one word."
+        return (f"A rarer word splits into pieces: “{whole}” becomes {k} tokens, "
+                f"{and_list([self.word(p) for p in parts])}.")
 
     def beat_ids(self):
         trace, theme = self.trace, self.theme
         vocab = trace.config.vocab_size
         focus = self.data.focus
         ids = self.strip.id_group()
-        self.say(f"To the model each token is just a number: {trace.pieces[focus]!r} is token {trace.tokens[focus]}.")
+        self.say(f"To the model, each token is just a number. Here, {self.piece(focus)} is token {trace.tokens[focus]}.")
         self.play(FadeOut(self.space_note), LaggedStart(*[FadeIn(i, shift=0.2 * DOWN) for i in ids], lag_ratio=0.06),
                   run_time=1.5)
         vocab_line = VGroup(label("This tokenizer knows", theme, BODY),
                             count(vocab, theme, "config.vocab_size", size=BODY),
                             label("tokens", theme, BODY)).arrange(RIGHT, buff=0.18)
         vocab_line.next_to(self.strip, DOWN, buff=1.0)
-        self.say(f"Its vocabulary has {fmt_int(vocab)} tokens, so every id is a whole number below {fmt_int(vocab)}.")
+        self.say(f"The tokenizer knows {narration.spoken_count(vocab)} tokens. "
+                 f"So every token number is a whole number below {narration.spoken_count(vocab)}.")
         self.play(Write(vocab_line), run_time=1.2)
-        self.wait(2.5)
         self.vocab_line = vocab_line
 
     def beat_grid_cost(self):
@@ -116,16 +141,44 @@ class Tokens(TransformerScene):
         stage = Group(explain, char_title, tok_title, char_grid, token_grid, char_cells, tok_cells)
         fit_height(stage, self.stage_top() - (-config.frame_height / 2 + 0.55))
         stage.move_to([0, (self.stage_top() + (-config.frame_height / 2 + 0.55)) / 2, 0])
-        self.say("Attention compares every position with every other one, so its grid grows with the square of the length.")
+        self.say("Attention compares every position with every earlier one. "
+                 "So its grid grows with the square of the length.")
         self.play(FadeIn(explain), FadeIn(char_title), FadeIn(tok_title), run_time=1)
-        self.say(f"By characters: {chars} x {chars} = {fmt_int(chars * chars)} cells. "
-                     f"By tokens: {n} x {n} = {fmt_int(n * n)} cells.")
-        self.play(FadeIn(char_grid), FadeIn(token_grid), run_time=1.5)
-        self.play(FadeIn(char_cells), FadeIn(tok_cells), run_time=1)
+        self.say(f"Counted in characters, that is {chars} times {chars}: {self.cells(chars)}. "
+                 "This grid is only a sketch.")
+        self.play(FadeIn(char_grid), FadeIn(char_cells), run_time=1.5)
+        bigger = " For this prompt, tokens make the grid bigger, not smaller." if n > chars else ""
+        self.say(f"Counted in tokens, it is {n} times {n}: {self.cells(n)}.{bigger}")
+        self.play(FadeIn(token_grid), FadeIn(tok_cells), run_time=1.5)
         q, keys = choice.query, choice.keys
-        self.say(f"The squares on the right are real attention weights (layer {choice.layer}, head {choice.head}): "
-                     f"the column of {trace.pieces[q]!r} is filled by {' and '.join(repr(trace.pieces[k]) for k in keys)}.")
-        self.wait(4)
+        self.say(f"These squares are real attention weights, from layer {choice.layer}, head {choice.head}. "
+                 + self.story_text(q, keys, choice.score))
+        story = VGroup(*[token_grid.cells[(q, k)] for k in keys if (q, k) in token_grid.cells])
+        if len(story):
+            self.play(Indicate(story, color=theme.accent, scale_factor=1.3), run_time=1)
+
+    @staticmethod
+    def cells(side: int) -> str:
+        return "1 cell" if side == 1 else f"{narration.spoken_count(side * side)} cells"
+
+    def names(self, positions) -> str:
+        """Prompt tokens named for the ear; byte pieces, which have no readable name, counted together."""
+        named = [self.piece(p) for p in positions if self.piece(p) != narration.spoken_token("<0x00>")]
+        raw = len(positions) - len(named)
+        if raw:
+            named.append("a byte piece" if raw == 1 else f"{raw} byte pieces")
+        return and_list(named)
+
+    def story_text(self, q: int, keys: tuple[int, ...], score: float) -> str:
+        """What the story head's column shows: how much of the query's attention its key tokens get."""
+        if len(self.trace.tokens) == 1:
+            return "With a single token, it can only attend to itself."
+        share = narration.spoken_percent(score)
+        who = self.names([q])
+        who = who[:1].upper() + who[1:]
+        if score < 0.3:
+            return f"{who} gives only {share} of its attention to {self.names(keys)}: a weak link."
+        return f"{who} gives {share} of its attention to {self.names(keys)}."
 
     def grid_positions(self) -> list[int | None]:
         """Tokens for the small grid: all of them if few, else the story tokens and their neighbours."""

@@ -12,10 +12,21 @@ from __future__ import annotations
 import numpy as np
 from manim import (DOWN, LEFT, RIGHT, UP, Arrow, Dot, FadeIn, GrowArrow, LaggedStart, Line, VGroup, config)
 
+from scenes.parts import narration
 from scenes.parts.base import TransformerScene
 from scenes.parts.components import ProbabilityBars, VectorColumn, fit_height, fit_width, label, number, token_label
 from scenes.parts.params import FIRST_ANALOGY
-from scenes.parts.theme import BODY, LABEL, SMALL, fmt, fmt_percent
+from scenes.parts.theme import BODY, LABEL, SMALL, fmt_percent
+
+
+def and_list(items: list[str]) -> str:
+    """“a”, “a and b”, “a, b and c”."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def signed(x: float) -> str:
+    """A term of a spoken sum after its first: "plus 0.13" or "minus 0.03"."""
+    return f"{'minus' if x < 0 else 'plus'} {narration.spoken_number(abs(x))}"
 
 
 class WordVectors(TransformerScene):
@@ -60,27 +71,37 @@ class WordVectors(TransformerScene):
         formula = label(f"E({a.strip()}) − E({b.strip()}) + E({c.strip()})", theme, BODY)
         formula.next_to([0, self.stage_top(), 0], DOWN, buff=0.2)
         note = label(f"each E is a row of W_E: {d} numbers", theme, SMALL, color=theme.dim).next_to(formula, DOWN, buff=0.12)
+        wa, wb, wc = (self.word(p) for p in (a, b, c))
         if first:
-            self.say(f"Take the model's own input vectors for {a!r}, {b!r} and {c!r}, "
-                         f"{d} numbers each, straight from W_E.")
+            self.say(f"Take the model's own vectors for {wa}, {wb} and {wc}. "
+                     f"Each is a row of the embedding matrix: {d} numbers.")
         else:
-            self.say(f"Another analogy with the same recipe: {a!r} − {b!r} + {c!r}.")
+            self.say(f"Now another analogy, with the same recipe: {wa} minus {wb} plus {wc}.")
         self.play(FadeIn(formula), FadeIn(note), run_time=0.8)
         self.play(LaggedStart(*[FadeIn(m) for m in sum_row[:5]], lag_ratio=0.2), run_time=1.8)
-        self.say(f"Subtract {b!r}, add {c!r}, entry by entry: {self.first_entry(result)}.")
+        self.say(f"Subtract {wb} and add {wc}, entry by entry. {self.first_entry(result)}" if first
+                 else self.first_entry(result))
         self.play(FadeIn(ops[2]), FadeIn(columns[3]), run_time=1)
-        top = result["nearest"][0]
-        self.say(f"Which of all {self.trace.config.vocab_size:,} tokens points most nearly the same way? "
-                     f"{top['piece']!r}, cosine {top['cosine']:.2f} (the three inputs left out).")
+        self.say(self.nearest_text(result))
         self.play(FadeIn(bars_title), LaggedStart(*[FadeIn(l, shift=0.3 * RIGHT) for l in bars.lines], lag_ratio=0.15),
                   run_time=1.5)
-        self.wait(2)
+
+    def nearest_text(self, result: dict) -> str:
+        """Which token's vector points most nearly the way of the result, said with its cosine."""
+        top = result["nearest"][0]
+        text = (f"Which of all {narration.spoken_count(self.trace.config.vocab_size)} tokens points most nearly "
+                f"the same way? Leaving out the three inputs, it is {self.word(top['piece'])}, "
+                f"with cosine {narration.spoken_number(top['cosine'])}.")
+        if top["cosine"] < 0.3:
+            text += " That is low: a weak match."
+        return text
 
     @staticmethod
     def first_entry(result: dict) -> str:
-        a, b, c = (fmt(v[0]) for v in result["vectors"])
-        wrap = lambda s: f"({s})" if s.startswith("−") else s
-        return f"{a} − {wrap(b)} + {wrap(c)} = {fmt(result['result'][0])}"
+        """The first entry's sum, said: subtracting a negative number is said as adding it."""
+        a, b, c = (float(v[0]) for v in result["vectors"])
+        return (f"The first entry: {narration.spoken_number(a)} {signed(-b)} {signed(c)} "
+                f"makes {narration.spoken_number(float(result['result'][0]))}.")
 
     def beat_projection(self):
         theme = self.theme
@@ -139,15 +160,30 @@ class WordVectors(TransformerScene):
         info.to_edge(RIGHT, buff=0.4).set_y(0.3)
         fit_width(info, config.frame_width / 2 - 0.3 - 2.4)
         info.to_edge(RIGHT, buff=0.4)
-        ratio = fmt_percent(ev[0] + ev[1])
-        self.say(f"Flatten the {len(pts)} vectors onto the two directions where they differ most "
-                     f"(PCA, {ratio} of their spread).")
+        self.say(f"Now flatten these {len(pts)} vectors onto the two directions where they differ most. "
+                 f"This flat view, called PCA, keeps {narration.spoken_percent(ev[0] + ev[1])} of their spread.")
         self.play(FadeIn(dots), FadeIn(labels), FadeIn(legend), run_time=1.2)
+        self.say(f"This arrow goes from {self.word(pairs[0][0])} to {self.word(pairs[0][1])}.")
         self.play(GrowArrow(arrows[0]), run_time=0.8)
+        answers = [f"from {self.word(res['pieces'][0])} to {self.word(res['nearest'][0]['piece'])}"
+                   for res in (self.data.analogy(w) for w in self.data.analogies)]
+        listed = answers[0] if len(answers) == 1 else ", ".join(answers[:-1]) + ", and " + answers[-1]
+        self.say(f"The {'arrow' if len(answers) == 1 else 'arrows'} {listed}, "
+                 f"{'points' if len(answers) == 1 else 'point'} roughly the same way.")
         self.play(LaggedStart(*[GrowArrow(a) for a in arrows[1:]], lag_ratio=0.3), FadeIn(cos_lines), FadeIn(*rows),
                   run_time=1.5)
-        cosines = ", ".join(f"{c:.2f}" for c in proj["direction_cosines"])
-        self.say(f"The arrows from {pairs[0][0]!r} to {pairs[0][1]!r} and from each word to its answer point "
-                     f"roughly the same way; in all {self.trace.config.d_model} dimensions their cosines with it "
-                     f"are {cosines} (unrelated directions would give about 0).")
-        self.wait(2)
+        self.say(self.cosines_text(proj["direction_cosines"], len(pairs) == len(answers) + 1))
+
+    def cosines_text(self, cosines: list[float], one_pair: bool) -> str:
+        """How well the answer arrows line up with their pair's arrow in all dimensions, said honestly."""
+        d = self.trace.config.d_model
+        said = and_list([narration.spoken_number(c) for c in cosines])
+        which = "that arrow" if one_pair else "its own pair's arrow"
+        text = (f"But that is only the flat view. In all {d} dimensions, their cosines with {which} are {said}. "
+                "Unrelated directions would give about 0.")
+        low = min(cosines)
+        if low >= 0.5:
+            return text + " So they really do line up."
+        if low >= 0.15:
+            return text + " So they share part of a direction, not all of it."
+        return text + " Some are close to 0: a weak link."
