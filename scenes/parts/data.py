@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from facts import attention, counts, generation, geometry, prediction
+from facts import attention, counts, generation, geometry, meaning, prediction
 from model.trace import Trace, get_trace
 from scenes.registry import scene_entry
 
 from .params import FIRST_ANALOGY, Params
 
 TOP_K = 5
+TEMPERATURE_STEPS = 8  # tokens sampled at each temperature, side by side
 
 
 class SceneData:
@@ -47,6 +48,39 @@ class SceneData:
     def samples(self) -> list[dict]:
         """The one seeded continuation of the prompt (every scene that samples shows this one)."""
         return generation.samples(self.params.model, self.params.prompt, generation.SAMPLE_STEPS, self.params.seed)
+
+    @cached_property
+    def temperature_samples(self) -> dict[float, list[dict]]:
+        """The same seed's continuation at each of attention.TEMPERATURES (0: always the top token)."""
+        return {T: generation.samples(self.params.model, self.params.prompt, TEMPERATURE_STEPS, self.params.seed, T)
+                for T in attention.TEMPERATURES}
+
+    # ---- what the numbers mean (facts/meaning.py)
+    @cached_property
+    def head_behaviours(self) -> list[dict]:
+        """Every head of the story layer, labelled by what it does on this prompt."""
+        return meaning.head_behaviours(self.trace, self.choice.layer)
+
+    @cached_property
+    def direct_effects(self) -> dict:
+        """Each layer's attention and MLP push on the answer's logit (last position)."""
+        return meaning.direct_effects(self.trace, self.params.model)
+
+    def neuron_promotes(self, layer: int, neuron: int) -> list[dict]:
+        return meaning.neuron_promotes(self.params.model, layer, neuron, TOP_K)
+
+    @cached_property
+    def story_meaning(self) -> dict:
+        """The story token's vector read through the logit lens before the story head's update,
+        after it and after the layer; with the story keys' tokens watched."""
+        c = self.choice
+        watch = tuple(dict.fromkeys(self.trace.tokens[k] for k in c.keys))
+        return meaning.vector_meaning(self.trace, self.params.model, c.layer, c.head, c.query, watch, TOP_K)
+
+    @cached_property
+    def random_pairs(self) -> dict:
+        """Cosines of random word pairs: the baseline for the analogies' cosines."""
+        return meaning.random_pair_cosines(self.params.model)
 
     # ---- embeddings and word vectors
     @cached_property
