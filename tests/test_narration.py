@@ -53,6 +53,11 @@ def test_cues_cut_where_a_speaker_pauses():
                     "of two lines, so it is cut after its\ncommas, which is where a voice pauses."]  # its comma: cut before "of"
 
 
+def test_no_cut_inside_a_quotation():
+    cues = narration.cues("It has written “Paris. To find the” so far. Then it stops.")
+    assert cues == ["It has written “Paris. To find the” so far.", "Then it stops."]
+
+
 def test_a_word_longer_than_a_line_is_broken():
     cues = narration.cues("x" * 100)
     assert all(len(line) <= LINE for c in cues for line in c.split("\n"))

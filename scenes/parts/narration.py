@@ -75,7 +75,17 @@ def fits(text: str) -> bool:
 
 
 def pieces(text: str, pattern: re.Pattern) -> list[str]:
-    return [p.strip() for p in pattern.split(text) if p.strip()]
+    """`text` split where `pattern` matches, but never inside a quotation (“...”): a quoted
+    sentence such as “Paris. To find the” stays in one piece."""
+    out: list[str] = []
+    for part in (p.strip() for p in pattern.split(text)):
+        if not part:
+            continue
+        if out and out[-1].count("“") > out[-1].count("”"):
+            out[-1] = f"{out[-1]} {part}"
+        else:
+            out.append(part)
+    return out
 
 
 def cues(text: str) -> list[str]:
