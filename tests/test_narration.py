@@ -55,7 +55,7 @@ def test_cues_cut_where_a_speaker_pauses():
 
 def test_no_cut_inside_a_quotation():
     cues = narration.cues("It has written “Paris. To find the” so far. Then it stops.")
-    assert cues == ["It has written “Paris. To find the” so far.", "Then it stops."]
+    assert cues == ["It has written “Paris.\nTo find the” so far.", "Then it stops."]  # one cue, two lines
 
 
 def test_a_word_longer_than_a_line_is_broken():
