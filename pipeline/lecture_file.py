@@ -58,7 +58,13 @@ def line_of(text: str, pattern: str, start: int = 0) -> int:
 
 
 def scene_table_lines(text: str) -> list[int]:
-    return [text.count("\n", 0, m.start()) + 1 for m in re.finditer(r"^[ \t]*\[\[\s*scene\s*\]\]", text, re.M)]
+    """1-based line of every [[scene]] header, counted in one pass."""
+    lines, line, last = [], 1, 0
+    for m in re.finditer(r"^[ \t]*\[\[\s*scene\s*\]\]", text, re.M):
+        line += text.count("\n", last, m.start())
+        last = m.start()
+        lines.append(line)
+    return lines
 
 
 def load_lecture(path: Path, known_scenes: list[str]) -> Lecture:
@@ -112,12 +118,16 @@ def line_start(text: str, line: int) -> int:
 
 
 def check_options(path: Path, text: str, options: dict, table_line: int) -> None:
-    start = line_start(text, table_line) if table_line else 0
+    """Refuse unknown options and wrong types, naming the line (found only when there is an
+    error: a lecture of thousands of scenes is checked in linear time)."""
+    def where() -> int:
+        start = line_start(text, table_line) if table_line else 0
+        return line_of(text, rf"^[ \t]*{re.escape(key)}\s*=", start) or table_line
+
     for key, value in options.items():
-        where = line_of(text, rf"^[ \t]*{re.escape(key)}\s*=", start) or table_line
         if key not in OPTIONS:
             close = difflib.get_close_matches(key, OPTIONS, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise UserError(f"{path}:{where}: unknown option {key!r}{hint}")
+            raise UserError(f"{path}:{where()}: unknown option {key!r}{hint}")
         if not isinstance(value, OPTIONS[key]) or (isinstance(value, bool) and OPTIONS[key] is not bool):
-            raise UserError(f"{path}:{where}: option {key!r} has the wrong type ({type(value).__name__})")
+            raise UserError(f"{path}:{where()}: option {key!r} has the wrong type ({type(value).__name__})")

@@ -84,20 +84,25 @@ def scene_params(prompt: str, model: str, device: str, layer, head, theme: str, 
 
 def usable_voice(voice: str) -> str:
     """The voice, checked (a damaged voice file: UserError); "none", with one line saying how to
-    install it, when it is not installed."""
+    install it, when it is not installed. Checked once per voice (a lecture may name it 10,000 times)."""
     from scenes.parts.voice import missing, voice_file
 
+    if voice in CHECKED:
+        return CHECKED[voice]
     reason = missing(voice)
     if reason:
         if reason not in WARNED:
             print(f"note: {reason}; rendering silently", file=sys.stderr)
             WARNED.add(reason)
+        CHECKED[voice] = "none"
         return "none"
     if voice != "none":
         voice_file(voice)
+    CHECKED[voice] = voice
     return voice
 
 
+CHECKED: dict[str, str] = {}
 WARNED: set[str] = set()
 
 
@@ -235,12 +240,10 @@ def render_scenes(items: list[tuple[str, object, RenderSettings]], out: Path | N
     jobs = jobs or os.cpu_count() or 1
 
     # The model runs at most once per distinct prompt/model; everything lands in the cache.
-    prepared = {}
+    groups: dict[str, tuple[object, list[str]]] = {}  # one group per distinct parameters (linear in scenes)
     for name, params, _ in items:
-        key = json.dumps(params.to_dict(), sort_keys=True)
-        group = [n for n, p, _ in items if json.dumps(p.to_dict(), sort_keys=True) == key]
-        if key not in prepared:
-            prepared[key] = prepare(group, params)
+        groups.setdefault(json.dumps(params.to_dict(), sort_keys=True), (params, []))[1].append(name)
+    prepared = {key: prepare(sorted(set(names)), params) for key, (params, names) in groups.items()}
     scene_jobs, seen = [], {}
     for name, params, settings in items:
         entry = scene_entry(name)

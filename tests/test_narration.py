@@ -132,6 +132,7 @@ def test_missing_voice_says_how_to_install_it_and_renders_silently(monkeypatch, 
 
     monkeypatch.setattr(importlib.metadata, "version", version)
     monkeypatch.setattr(render, "WARNED", set())
+    monkeypatch.setattr(render, "CHECKED", {})
     assert render.usable_voice("joe") == "none"
     assert render.usable_voice("joe") == "none"  # said once only
     err = capsys.readouterr().err.strip().splitlines()
