@@ -133,8 +133,11 @@ _BUILT: dict[tuple, object] = {}  # scenes already built in this process (tests 
 def build(scene: str, fresh: bool = False, **env):
     """Run a scene's construct with animations skipped (no frames, no video); return the scene.
 
-    A scene built earlier in this process with the same variables (and cache folder) is returned
-    again, unless `fresh` (e.g. to compare two independent builds)."""
+    Silent (MT_VOICE=none) unless asked otherwise: what is drawn and said does not depend on the
+    voice, only the pacing does, and the voiced renders check that. A scene built earlier in
+    this process with the same variables (and cache folder) is returned again, unless `fresh`
+    (e.g. to compare two independent builds)."""
+    env = {"MT_VOICE": "none", **env}
     key = (scene, tuple(sorted((k, str(v)) for k, v in env.items())), os.environ.get("MANIM_TRANSFORMER_CACHE"),
            tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("MT_"))))
     if not fresh and key in _BUILT:
