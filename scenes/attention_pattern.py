@@ -13,6 +13,7 @@ from __future__ import annotations
 from manim import DL, DOWN, LEFT, RIGHT, UL, UP, Create, FadeIn, FadeOut, VGroup, config
 
 from facts import attention as af
+from scenes.parts import narration
 from scenes.parts.attention_parts import AttentionScene, NumberGrid
 from scenes.parts.components import count, fit_width, label, number, token_label
 from scenes.parts.theme import LABEL, SMALL
@@ -20,6 +21,12 @@ from scenes.parts.theme import LABEL, SMALL
 LIMIT = 8  # token positions shown in the grid; longer prompts are windowed
 CELL_W, CELL_H = 0.95, 0.5
 SIZE = SMALL * 0.85
+WEAK = 0.25  # a story share under this is called a weak link
+
+
+def spoken_list(items: list[str]) -> str:
+    """“a”, “a and b”, “a, b and c”."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 class AttentionPattern(AttentionScene):
@@ -60,17 +67,20 @@ class AttentionPattern(AttentionScene):
         legend.move_to([self.side_x, grid.frame.get_top()[1], 0], aligned_edge=UL)
         self.step = label("each cell: q · k", theme, LABEL)
         self.step.move_to([self.side_x, grid.frame.get_bottom()[1], 0], aligned_edge=DL)
-        self.say(f"Every query meets every key: one dot product per pair. Columns are queries, rows are keys "
-                     f"(layer {L}, head {H}).")
+        self.say(f"Head {H} of layer {L} compares tokens in a grid. Each column is a query: the token asking. "
+                 "Each row is a key: a token it may look at.")
         self.play(FadeIn(grid.frame), FadeIn(grid.key_labels), FadeIn(grid.query_labels), FadeIn(legend), run_time=1)
+        self.say("Each cell holds the dot product of one query with one key."
+                 + (" Cells for later keys stay empty." if len(trace.tokens) > 1 else ""))
         self.play(FadeIn(grid.outlines), FadeIn(grid.dots), FadeIn(grid.squares), FadeIn(grid.numbers),
                   FadeIn(self.step), run_time=1.5)
         best = max((k for k in range(q + 1)), key=lambda k: qk[q, k])
-        self.say(f"Down {self.piece(q)}'s column the largest product is with {self.piece(best)}: "
-                     f"{qk[q, best]:+.1f}. A big positive product means the key answers the query.")
+        partner = self.piece(best) + (" itself" if best == q else "")
+        self.say(f"In the column of {self.piece(q)}, the largest product is with {partner}: "
+                 f"{narration.spoken_number(float(qk[q, best]))}. A large positive product means the key fits "
+                 "what the query is looking for.")
         self.column = grid.column_box(q, theme.query)
         self.play(Create(self.column), run_time=0.6)
-        self.wait(1.5)
         self.grid_now, self.legend = grid, legend
 
     def beat_scale_and_softmax(self):
@@ -82,8 +92,8 @@ class AttentionPattern(AttentionScene):
         step = VGroup(label("÷ √", theme, LABEL), count(cfg.d_head, theme, "config.d_head", size=LABEL, color=theme.text))
         step.arrange(RIGHT, buff=0.05).move_to(self.step, aligned_edge=DL)
         root = af.scale(cfg)
-        self.say(f"The products are divided by √{cfg.d_head} = {root:.2f}, the square root of the query length, "
-                     "which keeps them in a range softmax handles well.")
+        self.say(f"Next, every product is divided by {narration.spoken_number(root)}: the square root of "
+                 f"{cfg.d_head}, the number of entries in a query. This keeps the scores in a range softmax handles well.")
         self.play(FadeOut(self.step), FadeIn(step), *old.retarget(scaled), run_time=1.5)
         self.step = step
         weights = self.grid(trace[self.hook("hook_pattern")][H].numpy(), self.hook("hook_pattern"),
@@ -92,12 +102,13 @@ class AttentionPattern(AttentionScene):
         fit_width(step2, config.frame_width / 2 - 0.3 - self.side_x)
         step2.move_to(self.step, aligned_edge=DL)
         sums = self.column_sums(weights, SIZE)
-        self.say("Softmax then turns each column into weights: all positive, adding up to 1 "
-                     "(the sums below include every key, shown or not).")
+        self.say("Then softmax turns each column into weights. They are all positive, and each column adds up to 1.")
         self.play(FadeOut(self.step), FadeIn(step2), *scaled.retarget(weights), run_time=1.5)
+        hidden = len(trace.tokens) > len([p for p in self.positions if p is not None])
+        self.say("The sums below the grid count every key, including those not drawn." if hidden
+                 else "The sums below the grid show it: 1 in every column.")
         self.play(FadeIn(sums), run_time=0.8)
         self.step, self.grid_now, self.sums = step2, weights, sums
-        self.wait(1.5)
 
     def beat_story_cells(self):
         trace, theme = self.trace, self.theme
@@ -116,7 +127,13 @@ class AttentionPattern(AttentionScene):
         fit_width(lines, config.frame_width / 2 - 0.3 - self.side_x)
         lines.next_to(self.step, UP, buff=0.35).align_to(self.step, LEFT)
         share = sum(float(pattern[q, k]) for k in keys)
-        listing = " and ".join(f"{trace.pieces[k]!r} {float(pattern[q, k]):.2f}" for k in keys)
-        self.say(f"The story: {self.piece(q)} gives {listing}, {share:.2f} of its attention in all.")
+        shares = [f"{narration.spoken_percent(float(pattern[q, k]))} to {self.piece(k)}" for k in keys]
+        shares[0] = shares[0].replace(" to ", " of its attention to ", 1)
+        if len(keys) == 1:
+            total = ": a weak link." if share < WEAK else "."
+        elif share < WEAK:
+            total = f". That is only {narration.spoken_percent(share)} in all: a weak link."
+        else:
+            total = f". That is {narration.spoken_percent(share)} in all."
+        self.say(f"In our story, {self.piece(q)} gives {spoken_list(shares)}{total}")
         self.play(FadeOut(self.column), Create(boxes), FadeIn(lines), run_time=1.2)
-        self.wait(2.5)

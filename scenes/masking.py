@@ -14,10 +14,11 @@ from __future__ import annotations
 from manim import DOWN, LEFT, RIGHT, UL, UP, Arrow, FadeIn, Group, LaggedStart, VGroup, config
 
 from facts.counts import causal_cells
+from scenes.parts import narration
 from scenes.parts.attention_parts import AttentionScene, NumberGrid, fit_height
 from scenes.parts.components import TokenStrip, cell_grid_image, count, fit_width, label, token_label
 from scenes.parts.provenance import Shown
-from scenes.parts.theme import BODY, LABEL, SMALL, fmt_int, fmt_percent
+from scenes.parts.theme import BODY, LABEL, SMALL, fmt_percent
 
 LIMIT = 8
 CELL_W, CELL_H = 0.95, 0.5
@@ -56,21 +57,24 @@ class Masking(AttentionScene):
         legend = VGroup(label("each token's guess for the next one:", theme, LABEL),
                         label("the real next token and the probability the model gave it", theme, SMALL, color=theme.dim))
         legend.arrange(DOWN, aligned_edge=LEFT, buff=0.1).next_to(strip, UP, buff=0.5).to_edge(LEFT, buff=0.5)
-        self.say("In training, every position guesses the token after it, all at the same time, "
-                     "from one pass over the text.")
+        self.say("In training, every position guesses the token that comes next. "
+                 "All positions guess at the same time, in one pass over the text.")
         self.play(FadeIn(strip), FadeIn(legend), run_time=1)
         if len(targets):
             self.play(LaggedStart(*[FadeIn(t, shift=0.2 * DOWN) for t in targets], lag_ratio=0.1), run_time=1.5)
-            p0 = float(probs[0, trace.tokens[1]])
-            self.say(f"Here the model gave {trace.pieces[1]!r} {fmt_percent(p0)} after {trace.pieces[0]!r}. "
-                         "If a position could see the token it is guessing, it would simply copy it and learn nothing.")
+            guessed = [pos for pos in shown if pos + 1 < n and pos + 1 in strip.boxes]
+            pos = max(guessed, key=lambda i: float(probs[i, trace.tokens[i + 1]]))  # the best guess drawn
+            said = narration.spoken_percent(float(probs[pos, trace.tokens[pos + 1]]))
+            chance = "almost no chance" if said == "almost 0%" else f"a chance of {said}"
+            self.say(f"For example, after {self.piece(pos)} the model gave {self.piece(pos + 1)} {chance}. "
+                     "If a position could see the token it is guessing, it would simply copy it and learn nothing.")
         else:
             self.say("With one token there is nothing later to hide, but the rule is the same at any length.")
         rule = label("so a token may only look at itself and earlier tokens", theme, BODY, color=theme.accent)
         fit_width(rule, config.frame_width - 1)
         rule.to_edge(DOWN, buff=0.8)
+        self.say("So a token may only look at itself and at earlier tokens.")
         self.play(FadeIn(rule), run_time=0.8)
-        self.wait(1.5)
 
     def grid(self, values, source, index, masked_decimals=None):
         grid = NumberGrid(values, self.positions, self.trace.pieces, self.theme, source, index, masked="number",
@@ -91,23 +95,28 @@ class Masking(AttentionScene):
         notes.arrange(DOWN, aligned_edge=LEFT, buff=0.12)
         fit_width(notes, config.frame_width / 2 - 0.3 - side_x)
         notes.move_to([side_x, scores.frame.get_top()[1], 0], aligned_edge=UL)
-        self.say(f"So every cell whose key comes after its query is set to minus infinity before softmax "
-                     f"(layer {L}, head {H}).")
+        if len(trace.tokens) == 1:
+            self.say(f"Here is the grid of head {H} in layer {L}. With one token, no key comes after its query, "
+                     "so there is nothing to hide.")
+        else:
+            self.say(f"Here is the grid of head {H} in layer {L}. Every cell whose key comes after its query "
+                     "is outlined. Before softmax, those cells are set to minus infinity.")
         self.play(FadeIn(scores), FadeIn(notes), run_time=1.5)
-        self.wait(0.5)
         weights = self.grid(trace[self.hook("hook_pattern")][H].numpy(), self.hook("hook_pattern"),
                             lambda a, b: (H, a, b), masked_decimals=0)
         sums = self.column_sums(weights, SIZE)
         after = label("after softmax: exactly 0", theme, SMALL, color=theme.dim)
         fit_width(after, config.frame_width / 2 - 0.3 - side_x)
         after.next_to(notes, DOWN, buff=0.3, aligned_edge=LEFT)
-        self.say("e to the minus infinity is exactly 0, so those keys get no weight at all, "
-                     "and each column still adds up to 1.")
+        if len(trace.tokens) == 1:
+            self.say("Softmax turns the one score into a weight of exactly 1.")
+        else:
+            self.say("e to the minus infinity is exactly 0. So after softmax, those keys get no weight at all.")
         self.play(*scores.retarget(weights), FadeIn(after), run_time=1.5)
         self.remove(scores)
         self.add(weights)
+        self.say("And each column still adds up to 1.")
         self.play(FadeIn(sums), run_time=0.6)
-        self.wait(1.5)
 
     def beat_cost(self):
         trace, theme, cfg = self.trace, self.theme, self.trace.config
@@ -133,10 +142,14 @@ class Masking(AttentionScene):
         fit_width(panels, config.frame_width - 0.8)
         fit_height(panels, self.stage_top() + config.frame_height / 2 - 1.0)
         panels.move_to([0, self.stage_top() - 0.15, 0], aligned_edge=UP)
-        self.say(f"Every query meets every earlier key, so the grid grows with the square of the length: "
-                     f"{n} tokens make {fmt_int(n * n)} cells.")
+        if n == 1:
+            size = "One token makes just 1 cell."
+        else:
+            size = (f"{narration.spoken_count(n)} tokens make {narration.spoken_count(n * n)} cells, "
+                    f"and {narration.spoken_count(causal_cells(n))} of them are left after the mask.")
+        self.say(f"Every query meets every key up to itself, so the grid grows with the square of the length. {size}")
         self.play(FadeIn(panels[0]), run_time=1)
-        self.say(f"At the model's full context of {fmt_int(ctx)} tokens that is {fmt_int(ctx * ctx)} cells per head "
-                     f"per layer, {fmt_int(causal_cells(ctx))} of them left after the mask.")
+        self.say(f"At the model's full context of {narration.spoken_count(ctx)} tokens, that is "
+                 f"{narration.spoken_count(ctx * ctx)} cells, for every head in every layer. "
+                 f"Just over half of them, {narration.spoken_count(causal_cells(ctx))}, are left after the mask.")
         self.play(FadeIn(panels[1]), run_time=1)
-        self.wait(2)

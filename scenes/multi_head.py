@@ -15,9 +15,15 @@ import math
 from manim import DOWN, LEFT, RIGHT, UP, Create, FadeIn, Group, LaggedStart, Rectangle, VGroup, config
 
 from facts import attention as af
+from scenes.parts import narration
 from scenes.parts.attention_parts import AttentionScene, SignedBars, fit_height, pattern_image
 from scenes.parts.components import count, fit_width, label, token_label
-from scenes.parts.theme import LABEL, SMALL, fmt_int
+from scenes.parts.theme import LABEL, SMALL
+
+
+def spoken_list(items: list[str]) -> str:
+    """“a”, “a and b”, “a, b and c”."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 class MultiHead(AttentionScene):
@@ -50,13 +56,16 @@ class MultiHead(AttentionScene):
         legend.arrange(DOWN, aligned_edge=LEFT, buff=0.12)
         fit_width(legend, config.frame_width / 2 - 0.3 - (tiles.get_right()[0] + 0.5))
         legend.next_to(tiles, RIGHT, buff=0.5).align_to(tiles, UP)
-        self.say(f"Layer {L} runs {n_heads} heads side by side, each with its own queries, keys and values, "
-                     "so each draws its own pattern over the same tokens.")
+        self.say(f"Layer {L} runs {n_heads} heads side by side. Each has its own queries, keys and values, "
+                 "so each draws its own pattern over the same tokens.")
         self.play(LaggedStart(*[FadeIn(t) for t in tiles], lag_ratio=0.1), FadeIn(legend), run_time=2)
+        others = [k for k in self.story_keys if k != self.query]
+        if others:
+            links = f"the one that links {self.piece(self.query)} to {spoken_list([self.piece(k) for k in others])}"
+        else:
+            links = "the one our story follows"
+        self.say(f"Head {self.head}, outlined, is {links}. The other heads look for other things.")
         self.play(Create(mark), run_time=0.6)
-        self.say(f"Head {self.head} is the one that links {self.piece(self.query)} to "
-                     f"{' and '.join(self.piece(k) for k in self.story_keys)}; the others look for other things.")
-        self.wait(1.5)
 
     def beat_contributions(self):
         trace, theme, cfg = self.trace, self.theme, self.trace.config
@@ -77,15 +86,20 @@ class MultiHead(AttentionScene):
         fit_height(group, self.stage_top() + config.frame_height / 2 - 0.9)
         group.next_to([0, self.stage_top(), 0], DOWN, buff=0.15)
         big = max(range(cfg.n_heads), key=lambda h: norms[h])
-        self.say(f"Each head proposes its own change for {self.piece(q)}: head {big} the largest "
-                     f"(length {norms[big]:.1f}), the story head {self.head} {norms[self.head]:.1f}.")
+        self.say(f"Each head proposes its own change for {self.piece(q)}. The bars show how big each change is.")
         self.play(FadeIn(title), FadeIn(bars.baseline), FadeIn(bars.labels), run_time=0.8)
+        if big == self.head:
+            self.say(f"Head {big}, our story head, proposes the largest change, of length "
+                     f"{narration.spoken_number(norms[big])}.")
+        else:
+            self.say(f"Head {big} proposes the largest change, of length {narration.spoken_number(norms[big])}. "
+                     f"Head {self.head}, our story head, proposes one of length "
+                     f"{narration.spoken_number(norms[self.head])}.")
         self.play(LaggedStart(*[FadeIn(VGroup(b, v), shift=0.2 * UP) for b, v in zip(bars.bars, bars.values)],
                               lag_ratio=0.08), FadeIn(note), run_time=1.5)
-        self.say("The changes are summed and added to the vector in one step; the sum is what the values scene "
-                     "called ΔE.")
+        self.say("All these changes are added together, then added to the token's vector in one step. "
+                 "That sum is the change we added in the values scene.")
         self.play(FadeIn(flow), run_time=0.6)
-        self.wait(1.5)
 
     def beat_counts(self):
         trace, theme, cfg = self.trace, self.theme, self.trace.config
@@ -127,12 +141,18 @@ class MultiHead(AttentionScene):
         fit_height(rows, self.stage_top() + config.frame_height / 2 - 1.0)
         rows.next_to([0, self.stage_top(), 0], DOWN, buff=0.3)
         rows.set_x(0)
-        self.say(f"{cfg.n_heads} heads of {cfg.d_head} numbers: {fmt_int(counts['per_query_head'])} parameters "
-                     f"for each query head's W_Q and W_O slices, {fmt_int(counts['layer'])} for layer {L}'s attention.")
+        self.say(f"Each of the {cfg.n_heads} heads works with {cfg.d_head} numbers. "
+                 f"Each head's slices of the query and output matrices hold {narration.spoken_count(counts['per_query_head'])} "
+                 "parameters.")
         self.play(LaggedStart(*[FadeIn(r, shift=0.2 * RIGHT) for r in rows[:2]], lag_ratio=0.3), run_time=1.2)
+        per_kv = narration.spoken_count(counts["per_kv_head"])
         if cfg.n_kv_heads < cfg.n_heads:
-            self.say(f"To save memory, {cfg.name} lets {cfg.heads_per_kv} query heads share one set of keys and "
-                         f"values: {cfg.n_kv_heads} key/value heads for {cfg.n_heads} query heads.")
-        self.play(LaggedStart(*[FadeIn(r, shift=0.2 * RIGHT) for r in rows[2:]], lag_ratio=0.15), run_time=2)
-        self.say(f"Across all {cfg.n_layers} layers, attention holds {fmt_int(counts['all_layers'])} parameters.")
-        self.wait(1.5)
+            self.say(f"To save memory, {cfg.heads_per_kv} query heads share one set of keys and values. So there are "
+                     f"only {cfg.n_kv_heads} key and value heads for {cfg.n_heads} query heads. "
+                     f"Each key and value head holds {per_kv} parameters.")
+        else:
+            self.say(f"Each head's slices of the key and value matrices hold {per_kv} more.")
+        self.play(LaggedStart(*[FadeIn(r, shift=0.2 * RIGHT) for r in rows[2:-2]], lag_ratio=0.15), run_time=1.5)
+        self.say(f"In layer {L}, attention holds {narration.spoken_count(counts['layer'])} parameters in all. "
+                 f"Across all {cfg.n_layers} layers, that makes {narration.spoken_count(counts['all_layers'])}.")
+        self.play(LaggedStart(*[FadeIn(r, shift=0.2 * RIGHT) for r in rows[-2:]], lag_ratio=0.3), run_time=1)

@@ -15,11 +15,17 @@ from manim import (DOWN, LEFT, RIGHT, UL, UP, Arrow, DashedLine, Dot, FadeIn, Gr
                    Rectangle, VGroup, config)
 
 from facts import attention as af
+from scenes.parts import narration
 from scenes.parts.attention_parts import AttentionScene, fit_height, matrix_view, row_of_vectors, vector_with_length
 from scenes.parts.components import TokenStrip, count, fit_width, label, number, token_label
 from scenes.parts.theme import BODY, LABEL, SMALL
 
 COLUMN_WIDTH = 1.3
+
+
+def spoken_list(items: list[str]) -> str:
+    """“a”, “a and b”, “a, b and c”."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 class Qkv(AttentionScene):
@@ -68,22 +74,21 @@ class Qkv(AttentionScene):
             fit_height(row, room)
             fit_width(row, config.frame_width - 0.6)
             row.move_to([0, y, 0])
-        self.say(f"Layer {self.layer}, head {self.head}: {self.piece(q)}'s vector, as attention reads it "
-                     f"(after the layer's norm), is multiplied by the query matrix W_Q, {cfg.d_model} → {cfg.d_head}.")
+        self.say(f"Take head {self.head} of layer {self.layer}, and the token {self.piece(q)}. "
+                 "Its vector, as attention reads it after the layer's norm, is multiplied by the query matrix. "
+                 f"That takes {cfg.d_model} numbers down to {cfg.d_head}.")
         self.play(FadeIn(qrow[:3]), run_time=1.2)
         self.play(FadeIn(qrow[3:5]), run_time=1.0)
         if self.rotary:
-            self.say(f"{cfg.name} then turns the query by an angle set by its position (RoPE). "
-                         "Every query and key from here on is the turned one, as the dot products use it.")
+            self.say("Then the model turns the query by an angle that depends on its position. "
+                     "From here on, every query and key is the turned one.")
             self.play(FadeIn(qrow[5:]), run_time=1.0)
         first = float(trace[self.qk("q")][q, self.head, 0])
-        self.say(f"The result is {self.piece(q)}'s query: {cfg.d_head} numbers, starting {first:+.2f}. "
-                     "It is what this token is looking for.")
-        self.wait(1)
-        self.say(f"Keys come the same way from a second matrix, W_K: here the key of {self.piece(key_pos)}, "
-                     "what that token offers to be found by.")
+        self.say(f"The result is the query of {self.piece(q)}: {cfg.d_head} numbers, starting with "
+                 f"{narration.spoken_number(first)}. It says what this token is looking for.")
+        self.say("Keys come the same way, from a second matrix: the key matrix. "
+                 f"Here is the key of {self.piece(key_pos)}: what that token offers to be found by.")
         self.play(FadeIn(krow), run_time=1.5)
-        self.wait(1.5)
 
     def beat_every_token(self):
         trace, theme, cfg = self.trace, self.theme, self.trace.config
@@ -107,17 +112,20 @@ class Qkv(AttentionScene):
         group.move_to(DOWN * 0.2)
         note.next_to(VGroup(queries, keys), DOWN, buff=0.25)
         n = len(trace.tokens)
-        self.say(f"Every token does the same, all at once: {n} queries and {n} keys, "
-                     f"{cfg.d_head} numbers each, from the same two matrices.")
+        if n == 1:
+            self.say(f"Every token does the same. This prompt has one token, so there is one query and one key, "
+                     f"of {cfg.d_head} numbers each.")
+        else:
+            self.say(f"Every token does the same, all at once. That gives {n} queries and {n} keys, "
+                     f"of {cfg.d_head} numbers each.")
         self.play(FadeIn(queries.strip), FadeIn(q_label), run_time=0.8)
         self.play(LaggedStart(*[FadeIn(c, shift=0.2 * DOWN) for c in queries.cols], lag_ratio=0.08), run_time=1.5)
         self.play(FadeIn(k_label), LaggedStart(*[FadeIn(c, shift=0.2 * DOWN) for c in keys.cols], lag_ratio=0.08),
                   run_time=1.5)
         self.play(FadeIn(note), run_time=0.5)
         if cfg.n_kv_heads < cfg.n_heads:
-            self.say(f"In {cfg.name}, {cfg.heads_per_kv} query heads share one key head: "
-                         f"head {self.head} reads key head {self.kv}.")
-        self.wait(1.5)
+            self.say(f"In this model, {cfg.heads_per_kv} query heads share one key head. "
+                     f"Head {self.head} reads key head {self.kv}.")
 
     def beat_shared_space(self):
         trace, theme, cfg = self.trace, self.theme, self.trace.config
@@ -165,8 +173,8 @@ class Qkv(AttentionScene):
                 drops.add(DashedLine(p, [p[0], center[1], 0], color=theme.key, stroke_width=2))
         title = label("keys as seen from one query", theme, LABEL)
         title.next_to(box, UP, buff=0.15)
-        self.say(f"Queries and keys live in the same {cfg.d_head}-number space. Here is a flat slice of it "
-                     f"that keeps what matters to {self.piece(q)}'s query.")
+        self.say(f"Queries and keys live in the same space of {cfg.d_head} numbers. "
+                 f"This flat slice of it keeps what matters to the query of {self.piece(q)}.")
         self.play(FadeIn(box), FadeIn(axis), FadeIn(vaxis), FadeIn(title), run_time=0.8)
         self.play(GrowArrow(arrow), FadeIn(legend), run_time=0.8)
         self.play(LaggedStart(*[FadeIn(d) for d in dots], lag_ratio=0.05), FadeIn(names), run_time=1.5)
@@ -192,8 +200,9 @@ class Qkv(AttentionScene):
         panel = VGroup(rows, explain).arrange(DOWN, aligned_edge=LEFT, buff=0.4)
         fit_width(panel, config.frame_width / 2 - 0.3 - (box.get_right()[0] + 0.5))
         panel.next_to(box, RIGHT, buff=0.5)
-        best = ", ".join(f"{trace.pieces[k]!r} {qk[k]:+.1f}" for k in keys)
-        self.say(f"The further along the query a key lies, the larger its dot product with it: {best}. "
-                     "Larger products will mean more attention.")
+        products = spoken_list([f"{self.piece(k)} gets {narration.spoken_number(float(qk[k]))}" for k in keys])
+        negative = any(qk[k] < 0 and qk[k] > qk.min() for k in keys)
+        self.say("The further along the query a key lies, the larger their dot product. "
+                 f"Here {products}. Larger products will mean more attention"
+                 + (": even a negative product wins some, when the other keys score lower still." if negative else "."))
         self.play(FadeIn(drops), FadeIn(panel), run_time=1.0)
-        self.wait(2)

@@ -16,6 +16,7 @@ from manim import DOWN, LEFT, RIGHT, UP, FadeIn, MathTypst, ReplacementTransform
 
 from facts import attention as af
 from facts.attention import TEMPERATURES
+from scenes.parts import narration
 from scenes.parts.attention_parts import AttentionScene, SignedBars, fit_height
 from scenes.parts.components import fit_width, label, number, token_label
 from scenes.parts.theme import LABEL, SMALL
@@ -66,14 +67,19 @@ class Softmax(AttentionScene):
         raw = self.bars({k: float(scores[k]) for k in self.keys_shown}, self.hook("hook_attn_scores"),
                         lambda k: (H, q, k), height=0.7 if float(scores.min()) < 0 < float(scores.max()) else 1.2)
         step1 = place(raw, "x: the scores", 0)
-        self.say(f"Softmax takes any list of numbers, here the {q + 1} scores in {self.piece(q)}'s column "
-                     f"(layer {L}, head {H}), and turns it into weights.")
+        listing = "the one score" if q == 0 else f"the {q + 1} scores"
+        self.say(f"Softmax turns any list of numbers into weights. Here it gets {listing} in the column of "
+                 f"{self.piece(q)}, from head {H} of layer {L}.")
         self.play(FadeIn(step1), FadeIn(formula), run_time=1.2)
-        self.wait(0.5)
         exps = {k: math.exp(float(scores[k])) for k in self.keys_shown}
         up = self.bars(exps, "attn.exp", lambda k: (L, H, q, k), height=1.2)
         step2 = place(up, "e^x: all positive", 1)
-        self.say("First raise e to each score: negatives become small positives, and the largest pulls ahead.")
+        if float(scores.min()) < 0:
+            self.say("First, raise e to the power of each score. Negative scores become small positive numbers, "
+                     "and the largest pulls far ahead.")
+        else:
+            self.say("First, raise e to the power of each score. Every result is positive, "
+                     "and the largest pulls far ahead.")
         self.play(ReplacementTransform(step1.copy(), step2), run_time=1.5)
         total = float(scores.exp().sum())
         weights = self.bars({k: float(pattern[k]) for k in self.keys_shown}, self.hook("hook_pattern"),
@@ -82,16 +88,18 @@ class Softmax(AttentionScene):
         col_sum = VGroup(label(f"sum of all {'weights' if q else 'the weight'}:", theme, LABEL),
                          number(float(pattern.sum()), theme, "attn.colsum", (L, H, q), scale=1, size=LABEL))
         col_sum.arrange(RIGHT, buff=0.15).next_to(formula, DOWN, buff=0.3).align_to(formula, RIGHT)
-        self.say(f"Then divide each by their total ({total:.2f}): the weights are all positive and add up to 1.")
+        self.say(f"Then divide each one by their total, here {narration.spoken_number(total)}. "
+                 "Now the weights are all positive, and they add up to 1.")
         self.play(ReplacementTransform(step2.copy(), step3), run_time=1.5)
         self.play(FadeIn(col_sum), run_time=0.6)
         hidden = q + 1 - len(self.keys_shown)
         if hidden:
-            self.say(f"({hidden} smaller scores are not drawn; they share the remaining "
-                         f"{1 - sum(float(pattern[k]) for k in self.keys_shown):.2f}.)")
+            rest = 1 - sum(float(pattern[k]) for k in self.keys_shown)
+            self.say(f"{hidden} smaller {'score is' if hidden == 1 else 'scores are'} not drawn. "
+                     f"Together {'it gets' if hidden == 1 else 'they get'} {narration.spoken_percent(rest)}.")
         best = max(self.keys_shown, key=lambda k: float(pattern[k]))
-        self.say(f"{self.piece(best)} scored {float(scores[best]):+.2f} and gets {float(pattern[best]):.2f} of the weight.")
-        self.wait(1.5)
+        self.say(f"{self.piece(best)} scored {narration.spoken_number(float(scores[best]))}, "
+                 f"and gets {narration.spoken_percent(float(pattern[best]))} of the weight.")
 
     def beat_temperature(self):
         trace, theme = self.trace, self.theme
@@ -113,14 +121,26 @@ class Softmax(AttentionScene):
         fit_height(panels, top + config.frame_height / 2 - 0.6)
         fit_width(panels, config.frame_width - 1.0)
         panels.move_to([0, top, 0], aligned_edge=UP)
-        self.say("Dividing the scores by a temperature T before softmax changes how decisive it is. "
-                     "T = 1 is what the model uses.")
+        self.say("Before softmax, the scores can be divided by a temperature, T. "
+                 "It sets how decisive the weights are. T = 1 is what the model uses.")
         self.play(FadeIn(formula), FadeIn(panels[2]), run_time=1.0)
         best = max(self.keys_shown, key=lambda k: table[1.0][k])
-        self.say(f"T = 0.5 sharpens: {self.piece(best)} goes from {table[1.0][best]:.2f} to {table[0.5][best]:.2f}. "
-                     "T = 0 is the limit: everything on the largest score, taken directly, with no division by zero.")
+        name = self.piece(best)
+        at = {T: narration.spoken_percent(table[T][best]) for T in (0.5, 1.0, 2.0)}
+        if q == 0:
+            self.say("T = 0.5 would sharpen the weights, but a single score gets all the weight at any temperature.")
+        elif at[0.5] == at[1.0]:
+            self.say(f"T = 0.5 sharpens the weights, though {name} already has {at[1.0]}.")
+        else:
+            self.say(f"T = 0.5 sharpens the weights: {name} goes from {at[1.0]} to {at[0.5]}.")
         self.play(FadeIn(panels[1]), run_time=0.8)
+        self.say("T = 0 is the limit: all the weight goes to the largest score. "
+                 "It is picked directly, so nothing is divided by zero.")
         self.play(FadeIn(panels[0]), run_time=0.8)
-        self.say(f"T = 2 flattens: {self.piece(best)} drops to {table[2.0][best]:.2f} and the others gain.")
+        if q == 0:
+            self.say("T = 2 would flatten them, but one score still keeps it all.")
+        elif at[2.0] == at[1.0]:
+            self.say(f"T = 2 flattens the weights, though {name} stays at {at[2.0]}.")
+        else:
+            self.say(f"T = 2 flattens the weights: {name} drops to {at[2.0]}, and the others gain.")
         self.play(FadeIn(panels[3]), run_time=0.8)
-        self.wait(2)

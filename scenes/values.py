@@ -14,12 +14,18 @@ from __future__ import annotations
 import numpy as np
 from manim import DOWN, RIGHT, UP, FadeIn, LaggedStart, VGroup, config
 
+from scenes.parts import narration
 from scenes.parts.attention_parts import AttentionScene, fit_height, matrix_view, row_of_vectors, vector_with_length
 from scenes.parts.components import TokenStrip, fit_width, label, number
 from scenes.parts.theme import BODY, LABEL, SMALL
 
 COLUMN_WIDTH = 1.3
 MAX_TERMS = 3  # weighted values drawn in the sum; the rest are counted
+
+
+def spoken_list(items: list[str]) -> str:
+    """“a”, “a and b”, “a, b and c”."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 class Values(AttentionScene):
@@ -41,8 +47,9 @@ class Values(AttentionScene):
         fit_width(row, config.frame_width - 1.0)
         fit_height(row, 3.3)
         row.next_to([0, self.stage_top(), 0], DOWN, buff=0.1)
-        self.say(f"A third matrix, W_V ({cfg.d_model} → {cfg.d_head}), gives every token a value vector: "
-                     "what it hands over to the tokens that attend to it.")
+        self.say(f"A third matrix, the value matrix, gives each token a value vector. Here it takes the "
+                 f"{cfg.d_model} numbers of {self.piece(q)} down to {cfg.d_head}. "
+                 "The value is what a token hands over to the tokens that attend to it.")
         self.play(FadeIn(row), run_time=1.5)
         room = int((config.frame_width - 1.6) // COLUMN_WIDTH)
         self.positions = self.grid_positions(room)
@@ -51,10 +58,11 @@ class Values(AttentionScene):
         fit_width(values, config.frame_width - 0.8)
         fit_height(values, row.get_bottom()[1] + config.frame_height / 2 - 0.7)
         values.next_to(row, DOWN, buff=0.35)
-        self.say(f"Every token gets one, from the same matrix: {len(trace.tokens)} value vectors of {cfg.d_head} numbers.")
+        n = len(trace.tokens)
+        self.say(f"Every token gets one, from the same matrix: {n} value vectors of {cfg.d_head} numbers each."
+                 if n > 1 else f"This prompt has one token, so there is one value vector of {cfg.d_head} numbers.")
         self.play(LaggedStart(*[FadeIn(c, shift=0.2 * DOWN) for c in [values.strip, *values.cols]], lag_ratio=0.08),
                   run_time=1.5)
-        self.wait(1.5)
 
     def beat_weighted_sum(self):
         trace, theme, cfg = self.trace, self.theme, self.trace.config
@@ -87,10 +95,13 @@ class Values(AttentionScene):
         fit_width(top_row, config.frame_width - 0.8)
         fit_height(top_row, 3.2)
         top_row.next_to([0, self.stage_top(), 0], DOWN, buff=0.15)
-        listing = " + ".join(f"{float(pattern[k]):.2f} × value of {trace.pieces[k]!r}" for k in terms_keys)
-        self.say(f"{self.piece(q)} takes the values it attends to, each times its weight, and adds them up: {listing}"
-                     + (f" + {rest} more." if rest else "."))
+        self.say(f"Now {self.piece(q)} collects the values it attends to. "
+                 "Each value is scaled by its attention weight, and the results are added up.")
         self.play(LaggedStart(*[FadeIn(p) for p in parts[:-2]], lag_ratio=0.2), run_time=2)
+        shares = [f"{narration.spoken_percent(float(pattern[k]))} of {self.piece(k)}" for k in terms_keys]
+        shares[0] = shares[0].replace(" of ", " of the value of ", 1)
+        more = "" if not rest else ", plus one smaller term" if rest == 1 else f", plus {rest} smaller terms"
+        self.say(f"Here that is {spoken_list(shares)}{more}. The total is the weighted sum.")
         self.play(FadeIn(parts[-2]), FadeIn(z), run_time=1)
         corners = self.data.weight_corners
         w_o = matrix_view("W_O", corners["W_O"], theme, "attn.W_O", (self.layer, H), size=SMALL)
@@ -101,10 +112,9 @@ class Values(AttentionScene):
         fit_width(bottom_row, config.frame_width - 0.8)
         fit_height(bottom_row, top_row.get_bottom()[1] + config.frame_height / 2 - 0.8)
         bottom_row.next_to(top_row, DOWN, buff=0.35)
-        self.say(f"W_O carries that {cfg.d_head}-number sum back up to {cfg.d_model} numbers: "
-                     f"the change this head proposes for {self.piece(q)}'s vector.")
+        self.say(f"The output matrix carries that sum of {cfg.d_head} numbers back up to {cfg.d_model}. "
+                 f"That is the change this head proposes for {self.piece(q)}.")
         self.play(FadeIn(bottom_row), run_time=1.5)
-        self.wait(1.5)
 
     def beat_update(self):
         trace, theme, cfg = self.trace, self.theme, self.trace.config
@@ -122,12 +132,13 @@ class Values(AttentionScene):
         fit_height(group, self.stage_top() + config.frame_height / 2 - 0.9)
         group.next_to([0, self.stage_top(), 0], DOWN, buff=0.1)
         e, d, new = (float(trace[n][q, 0]) for n, _ in names)
-        self.say(f"The change is added to {self.piece(q)}'s vector: first entry {e:+.2f} {d:+.2f} = {new:+.2f}. "
-                     f"ΔE here is the sum over all {cfg.n_heads} heads of layer {L}; head {self.head}'s part was just shown.")
+        self.say(f"Now the change is added to the vector of {self.piece(q)}. This change sums all "
+                 f"{cfg.n_heads} heads of layer {L}, not just head {self.head}.")
         self.play(FadeIn(token), FadeIn(cols[0]), FadeIn(note), run_time=1)
         self.play(FadeIn(row[1]), FadeIn(cols[1]), run_time=1)
+        plus = f"minus {narration.spoken_number(-d)}" if d < 0 else f"plus {narration.spoken_number(d)}"
+        self.say(f"In the first entry, {narration.spoken_number(e)} {plus} makes {narration.spoken_number(new)}.")
         self.play(FadeIn(row[3]), FadeIn(cols[2]), run_time=1)
-        self.wait(2)
 
     def beat_every_column(self):
         trace, theme, cfg = self.trace, self.theme, self.trace.config
@@ -140,8 +151,10 @@ class Values(AttentionScene):
         fit_width(group, config.frame_width - 0.8)
         fit_height(group, self.stage_top() + config.frame_height / 2 - 1.0)
         group.move_to(DOWN * 0.2)
-        self.say(f"Every column does the same in parallel: all {len(trace.tokens)} tokens get their own weighted "
-                     "sum and their own change, in one pass.")
+        n = len(trace.tokens)
+        self.say(f"Every token gets the same treatment, in parallel. All {n} tokens get their own weighted sum "
+                 "and their own change, in one pass." if n > 1 else
+                 "Every token gets the same treatment, in parallel: its own weighted sum and its own change, "
+                 "in one pass.")
         self.play(FadeIn(title), FadeIn(deltas.strip), run_time=0.8)
         self.play(LaggedStart(*[FadeIn(c, shift=0.3 * DOWN) for c in deltas.cols], lag_ratio=0.05), run_time=1.5)
-        self.wait(1.5)
