@@ -362,4 +362,9 @@ class AttentionScene(TransformerScene):
             s.set_color(self.theme.text)
             sums.add(s.move_to([column.get_x(), grid.frame.get_bottom()[1] - 0.28, 0]))
         name = label("sum", self.theme, size, color=self.theme.dim).next_to(sums, LEFT, buff=0.2)
-        return VGroup(name.align_to(grid.key_labels, RIGHT), sums)
+        keys = grid.key_labels
+        if len(keys.submobjects) and keys.get_right()[0] < sums.get_left()[0] - 0.1:
+            name.align_to(keys, RIGHT)  # under the key labels' column, when there is one to the left
+        if name.get_left()[0] < -config.frame_width / 2 + 0.2:  # a grid at the frame's edge: after the sums
+            name.next_to(sums, RIGHT, buff=0.2)
+        return VGroup(name, sums)

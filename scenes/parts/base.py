@@ -164,8 +164,10 @@ class TransformerScene(Scene):
             self.wait(left)
 
     def piece(self, pos: int) -> str:
-        """The prompt token at `pos` as narration names it: “fluffy”."""
-        return narration.spoken_token(self.trace.pieces[pos])
+        """The prompt token at `pos` as narration names it: “fluffy”; a byte piece by its place
+        ("byte piece 4", counting from 1), so two of them in one sentence stay apart."""
+        said = narration.spoken_token(self.trace.pieces[pos])
+        return f"byte piece {pos + 1}" if said == "a byte piece" else said
 
     def word(self, piece: str) -> str:
         """Any token piece (a prediction, a neighbour) as narration names it."""

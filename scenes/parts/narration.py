@@ -54,6 +54,9 @@ def spoken(text: str) -> str:
     return " ".join(text.split())
 
 
+BINDS = {"minus", "plus", "a", "an", "the", "of", "to", "and", "layer", "head", "token", "t", "="}  # keep with what follows
+
+
 def lines(text: str) -> list[str]:
     """A cue's text as subtitle lines: one line if it fits, else two of about equal length."""
     text = " ".join(text.split())
@@ -61,9 +64,12 @@ def lines(text: str) -> list[str]:
         return [text]
     words = text.split(" ")
     best = None
-    for i in range(1, len(words)):  # the most even cut between words
+    for i in range(1, len(words)):  # the most even cut between words, never right after a word that leads into the next
         a, b = " ".join(words[:i]), " ".join(words[i:])
-        if len(a) <= LINE and len(b) <= LINE and (best is None or abs(len(a) - len(b)) < abs(len(best[0]) - len(best[1]))):
+        if words[i - 1].lower() in BINDS and best is not None:
+            continue
+        if len(a) <= LINE and len(b) <= LINE and (best is None or abs(len(a) - len(b)) < abs(len(best[0]) - len(best[1]))
+                                                  or best[0].split(" ")[-1].lower() in BINDS):
             best = (a, b)
     if best is None:  # a word longer than a line: textwrap breaks it
         return textwrap.wrap(text, LINE, break_long_words=True)
