@@ -4,20 +4,25 @@ Storyboard:
 1. one token's vector (after attention, real) -> up-projection (real size, e.g. 576 -> 1536)
    -> the model's real nonlinearity (SiLU-gated, or GELU) -> down-projection;
 2. the real hidden activations: the top 5 neurons for this token, and how many are near zero;
-3. parameter share: real counts of attention vs MLP parameters.
+3. what the strongest neuron writes: its row of W_out read through the unembedding (the
+   tokens it pushes toward), with its sign here, and an honest word when they look unrelated;
+4. parameter share: real counts of attention vs MLP parameters;
+5. which layers put the answer in: each layer's attention and MLP push on the logit of the
+   model's top next token (direct effects, measured), the largest named with their numbers.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from manim import (DOWN, LEFT, RIGHT, UP, Arrow, FadeIn, GrowArrow, GrowFromEdge, Group, LaggedStart, MathTypst,
-                   TransformFromCopy, VGroup, config)
+from manim import (DOWN, LEFT, RIGHT, UP, Arrow, FadeIn, GrowArrow, GrowFromEdge, Group, Indicate, LaggedStart, MathTypst,
+                   Rectangle, RoundedRectangle, Square, TransformFromCopy, VGroup, config)
 
 from facts.mlp import NEAR_ZERO, mlp_neurons
 from scenes.parts import narration
 from scenes.parts.base import TransformerScene
-from scenes.parts.components import TokenStrip, VectorColumn, count, fit_width, label, number
-from scenes.parts.plots import CountBars, MatrixBox, Plot, SignedRows, values_image
+from scenes.parts.components import (ProbabilityBars, TokenStrip, VectorColumn, count, fit_width, label, number,
+                                     token_label)
+from scenes.parts.plots import CountBars, MatrixBox, Plot, SignedRows, nice_ticks, values_image
 from scenes.parts.theme import BODY, LABEL, SMALL, fmt_int
 
 ACTIVATION_NAMES = {"silu": "SiLU", "gelu": "GELU", "gelu_new": "GELU"}
@@ -32,7 +37,7 @@ def activation_curve(name: str, x: np.ndarray) -> np.ndarray:
 
 class Mlp(TransformerScene):
     title_text = "The MLP: every token on its own"
-    beats = ("beat_up", "beat_nonlinearity", "beat_down", "beat_neurons", "beat_parameters")
+    beats = ("beat_up", "beat_nonlinearity", "beat_down", "beat_neurons", "beat_promotes", "beat_parameters", "beat_answer")
 
     def setup(self):
         super().setup()
@@ -243,6 +248,73 @@ class Mlp(TransformerScene):
             self.say(f"Only {quiet_n} of them, or {share}, are {rule_text}: fewer quiet neurons than usual.")
         self.play(FadeIn(quiet), FadeIn(rule), run_time=0.8)
 
+    def beat_promotes(self):
+        trace, theme, cfg = self.trace, self.theme, self.trace.config
+        self.clear_stage(self.chip)
+        best = mlp_neurons(trace, self.layer, self.pos)["top"][0]["neuron"]
+        value = float(trace[self.name("mlp.hook_post")][self.pos, best])
+        promoted = self.data.neuron_promotes(self.layer, best)
+        neuron = VGroup(label(f"neuron {best}", theme, LABEL),
+                        VGroup(label("value here", theme, SMALL, color=theme.dim), self.value("mlp.hook_post", best))
+                        .arrange(RIGHT, buff=0.12)).arrange(DOWN, buff=0.15)
+        row_box = RoundedRectangle(corner_radius=0.08, width=2.7, height=0.7, stroke_color=theme.value, stroke_width=2.5,
+                                   fill_color=theme.value, fill_opacity=0.15)
+        row_name = label(f"its row of W_out", theme, SMALL).move_to(row_box)
+        row = VGroup(row_box, row_name)
+        W_U = MatrixBox("W_U", (cfg.d_model, cfg.vocab_size), ("config.d_model", "config.vocab_size"), theme,
+                        width=1.5, height=1.0, color=theme.positive)
+        bars = ProbabilityBars([(t["piece"], t["push"], (self.layer, best, t["id"]), None) for t in promoted], theme,
+                               bar_width=2.2, size=LABEL * 0.9, source="neuron.promotes", value_kind="number")
+        bars_title = label("pushed up most", theme, SMALL, color=theme.dim)
+        right = VGroup(bars_title, bars).arrange(DOWN, buff=0.3, aligned_edge=LEFT)
+        chain = VGroup(neuron, row, W_U, right).arrange(RIGHT, buff=0.9)
+        fit_width(chain, config.frame_width - 0.8)
+        chain.move_to(DOWN * 0.2)
+        arrows = [self.arrow(a, b) for a, b in ((neuron, row), (row, W_U.box), (W_U.box, right))]
+        say = narration.spoken_number
+        self.say(f"What does neuron {best} do? When it fires, it adds its row of the down-projection "
+                 "to the token's vector.")
+        self.play(FadeIn(neuron), GrowArrow(arrows[0]), FadeIn(row), run_time=1)
+        words = [self.word(t["piece"]) for t in promoted]
+        listed = f"{', '.join(words[:-1])} and {words[-1]}" if len(words) > 1 else words[0]
+        self.say("Read that row through the unembedding, as if it were the model's output. "
+                 f"These tokens gain the most: {listed}.")
+        self.play(GrowArrow(arrows[1]), FadeIn(W_U), GrowArrow(arrows[2]), FadeIn(bars_title),
+                  LaggedStart(*[FadeIn(line, shift=0.2 * RIGHT) for line in bars.lines], lag_ratio=0.12), run_time=1.5)
+        if value < 0:
+            note = label("negative here: it pushes these down", theme, SMALL, color=theme.negative)
+            self.say(f"But here the neuron's value is negative, {say(value)}. "
+                     f"So for {self.piece(self.pos)}, it pushes these tokens down, not up.")
+        else:
+            note = label("positive here: it pushes these up", theme, SMALL, color=theme.positive)
+            self.say(f"Here its value is {say(value)}, so for {self.piece(self.pos)} it pushes them up.")
+        note.next_to(chain, DOWN, buff=0.5).align_to(chain, LEFT)
+        self.play(FadeIn(note), run_time=0.8)
+        self.say(self.theme_verdict(promoted))
+        self.wait(0.5)
+
+    def theme_verdict(self, promoted: list[dict]) -> str:
+        """What narration says about the promoted tokens: related to the prompt, punctuation, or no clear theme."""
+        trace, pos = self.trace, self.pos
+        said = []
+        own = {trace.tokens[pos]: "the token itself"}
+        if pos + 1 < len(trace.tokens):
+            own.setdefault(trace.tokens[pos + 1], "the next token in the prompt")
+        for t in promoted:
+            if t["id"] in own:
+                said.append(f"One of them, {self.word(t['piece'])}, is {own[t['id']]}.")
+                break
+        marks = sum(1 for t in promoted if not any(ch.isalnum() for ch in t["piece"]))
+        n = len(promoted)
+        if marks >= n - 1 and marks >= 2:
+            share = "All" if marks == n else f"{marks} of {n}"
+            said.append(f"{share} are punctuation or spaces. A theme of sorts, but it has "
+                        f"nothing to do with what {self.piece(pos)} means.")
+        elif not said:
+            said.append("No clear theme here: they look unrelated. "
+                        "What one neuron does is often hard to read from its output alone.")
+        return " ".join(said)
+
     def beat_parameters(self):
         theme, cfg = self.theme, self.trace.config
         self.clear_stage()
@@ -279,3 +351,112 @@ class Mlp(TransformerScene):
         self.play(FadeIn(totals), run_time=1)
         self.say("Much of what the model has memorised is thought to live there.")
         self.wait(0.5)
+
+    def beat_answer(self):
+        trace, theme, cfg = self.trace, self.theme, self.trace.config
+        self.clear_stage()
+        effects = self.data.direct_effects
+        last, answer, logit = len(trace.tokens) - 1, effects["token"], effects["logit"]
+        layers = effects["layers"]
+        n = len(layers)
+        head = VGroup(label("the model's answer", theme, LABEL, color=theme.dim),
+                      token_label(effects["piece"], theme, LABEL, color=theme.accent, source="vocab", index=(answer,)),
+                      label("logit", theme, LABEL, color=theme.dim),
+                      number(logit, theme, "logits", (last, answer), size=LABEL)).arrange(RIGHT, buff=0.2)
+        head.next_to([0, self.stage_top(), 0], DOWN, buff=0.25)
+        # the chart: one pair of bars per layer (attention, MLP), up = pushes the answer's logit up
+        values = [v for r in layers for v in (r["attention"], r["mlp"])]
+        hi, lo = max(0.0, max(values)), min(0.0, min(values))
+        span = (hi - lo) or 1.0
+        step = nice_ticks(max(hi, -lo), 3)
+        step = step[1] - step[0] if len(step) > 1 else 1.0
+        ticks = [k * step for k in range(int(np.floor(lo / step)), int(np.ceil(hi / step)) + 1) if lo - 1e-9 <= k * step <= hi + 1e-9]
+        decimals = 0 if step >= 1 else 1
+        plot = Plot((-0.8, n - 0.2), (lo - 0.04 * span, hi + 0.04 * span), theme, width=8.6, height=3.3,
+                    x_ticks=[L for L in range(0, n, 5)] + ([n - 1] if (n - 1) % 5 else []), y_ticks=ticks,
+                    x_label="layer", y_decimals=decimals, y_label="push on the logit")
+        zero = plot.hline(0.0, theme.dim, dashed=False)
+        bars = VGroup()
+        self.effect_bars = {}
+        for r in layers:
+            for kind, dx, color in (("attention", -0.19, theme.key), ("mlp", 0.19, theme.value)):
+                v = r[kind]
+                a, b = plot.point(r["layer"] + dx - 0.17, 0.0), plot.point(r["layer"] + dx + 0.17, v)
+                bar = Rectangle(width=abs(b[0] - a[0]), height=max(0.01, abs(b[1] - a[1])), stroke_width=0,
+                                fill_color=color, fill_opacity=0.9)
+                bar.move_to((a + b) / 2)
+                bars.add(bar)
+                self.effect_bars[(kind, r["layer"])] = bar
+        legend = VGroup(*[VGroup(Square(0.22, stroke_width=0, fill_color=c, fill_opacity=0.9),
+                                 label(name, theme, SMALL, color=theme.dim)).arrange(RIGHT, buff=0.1)
+                          for name, c in (("attention", theme.key), ("MLP", theme.value))]).arrange(RIGHT, buff=0.4)
+        chart = VGroup(plot, zero, bars)
+        legend.next_to(plot, UP, buff=0.1).align_to(plot, RIGHT)
+        # the largest pushes, named
+        pushes = sorted(((r[kind], kind, r["layer"]) for r in layers for kind in ("attention", "mlp")), reverse=True)
+        top = [p for p in pushes[:3] if p[0] > 0]
+        low = pushes[-1] if pushes[-1][0] < 0 and abs(pushes[-1][0]) >= 0.1 * abs(logit) else None
+        named = top + ([low] if low else [])
+        rows = [(f"{'MLP' if kind == 'mlp' else 'attn'} {L}", v, f"effect.{kind}", (L,)) for v, kind, L in named]
+        table = SignedRows(rows, theme, half_width=1.3, size=LABEL * 0.85)
+        table_title = label("largest pushes", theme, SMALL, color=theme.dim)
+        side = VGroup(table_title, table).arrange(DOWN, buff=0.3)
+        attn_sum = sum(r["attention"] for r in layers)
+        mlp_sum = sum(r["mlp"] for r in layers)
+        sums = VGroup(label("in all:  attention", theme, SMALL, color=theme.dim),
+                      number(attn_sum, theme, "effect.attention_sum", (), size=SMALL),
+                      label("  MLP", theme, SMALL, color=theme.dim), number(mlp_sum, theme, "effect.mlp_sum", (), size=SMALL),
+                      label("  embedding", theme, SMALL, color=theme.dim),
+                      number(effects["embed"], theme, "effect.embed", (), size=SMALL),
+                      label("  =  logit", theme, SMALL, color=theme.dim),
+                      number(logit, theme, "logits", (last, answer), size=SMALL)).arrange(RIGHT, buff=0.12)
+        body = VGroup(VGroup(chart, legend), side).arrange(RIGHT, buff=0.7)
+        fit_width(body, config.frame_width - 0.8)
+        body.next_to(head, DOWN, buff=0.35).set_x(0)
+        sums.next_to(body, DOWN, buff=0.35).set_x(0)
+        fit_width(sums, config.frame_width - 0.8)
+        say, word = narration.spoken_number, self.word(effects["piece"])
+        self.say(f"One last question: which layers put the answer in? After the whole prompt, "
+                 f"the model's top guess is {word}, with a logit of {say(logit)}.")
+        self.play(FadeIn(head), run_time=0.8)
+        self.say("Every layer's attention and MLP write into the last token's vector. "
+                 "Read through the unembedding, each one pushes that logit up or down.")
+        self.play(FadeIn(plot), FadeIn(zero), FadeIn(legend), run_time=0.8)
+        self.play(LaggedStart(*[GrowFromEdge(b, DOWN) for b in bars], lag_ratio=0.02), run_time=2)
+        self.say(self.answer_verdict(top, logit))
+        marks = [self.effect_bars[(kind, L)] for _, kind, L in named]
+        self.play(FadeIn(table_title), LaggedStart(*[FadeIn(line, shift=0.2 * RIGHT) for line in table.lines], lag_ratio=0.15),
+                  FadeIn(table.centre), *[b.animate.set_stroke(theme.accent, width=2.5) for b in marks], run_time=1.2)
+        if low:
+            v, kind, L = low
+            name = self.part_name(kind, L)
+            self.say(f"{name[0].upper()}{name[1:]} pushes the other way, by {say(abs(v))}.")
+            self.play(Indicate(self.effect_bars[(kind, L)], color=theme.accent), run_time=0.8)
+        more = "the MLPs add more than attention" if mlp_sum > attn_sum else "attention adds more than the MLPs"
+        self.say(f"In all, the MLPs add {say(mlp_sum)} and attention {say(attn_sum)}: here {more}. "
+                 "This counts only what each part writes straight to the answer, not how it helps later layers.")
+        self.play(FadeIn(sums), run_time=0.8)
+
+    @staticmethod
+    def part_name(kind: str, layer: int) -> str:
+        return f"the MLP of layer {layer}" if kind == "mlp" else f"attention in layer {layer}"
+
+    def answer_verdict(self, top: list[tuple], logit: float) -> str:
+        """The largest pushes, said honestly: most of the logit, the biggest share, or no layer dominating."""
+        say = narration.spoken_number
+        if not top:
+            return "No part pushes this answer up much on its own."
+        v, kind, L = top[0]
+        name = self.part_name(kind, L)
+        share = v / logit if logit > 0 else 0.0
+        if share >= 0.5:
+            text = f"Most of it comes from {name}: {say(v)} of the {say(logit)}."
+        elif share >= 0.3:
+            text = f"The biggest push comes from {name}: {say(v)} of the {say(logit)}."
+        else:
+            text = (f"No single layer dominates. The biggest push, from {name}, is only {say(v)} "
+                    f"of the {say(logit)}.")
+        rest = [f"{self.part_name(k, l)}, with {say(x)}" for x, k, l in top[1:]]
+        if rest:
+            text += f" Next come {', and '.join(rest)}." if len(rest) > 1 else f" Next comes {rest[0]}."
+        return text

@@ -5,7 +5,9 @@ Storyboard:
    entry; the top logits as bars with their tokens;
 2. softmax with a temperature turns logits into probabilities (the real distribution at
    T = 0, 0.5, 1, 2); a token is sampled (seeded) and appended;
-3. repeat for a few tokens: the text grows, each step's real distribution shown.
+3. repeat for a few tokens: the text grows, each step's real distribution shown;
+4. the same seed at T = 0, 0.5, 1 and 2, side by side as text: how many draws were the top
+   pick at each temperature, and how many were long shots (under 1%) at the hottest.
 
 Same seed, same tokens, same video (facts/generation.py samples with a seeded generator), and
 the same tokens as the overview's loop.
@@ -21,21 +23,40 @@ from facts.attention import TEMPERATURES
 from facts.generation import SAMPLE_TEMPERATURE
 from scenes.parts import narration
 from scenes.parts.base import TransformerScene
-from scenes.parts.components import ProbabilityBars, TokenStrip, VectorColumn, fit_width, label, sample_rows
+from scenes.parts.components import ProbabilityBars, TokenStrip, VectorColumn, count, fit_width, label, sample_rows
 from scenes.parts.plots import MatrixBox
 from scenes.parts.provenance import Shown
-from scenes.parts.theme import LABEL, SMALL, fmt_int
+from scenes.parts.theme import BODY, LABEL, SMALL, fmt_int
 
 CONTEXT_TOKENS = 7  # prompt tokens kept in view before the generated ones
+
+
+LONG_SHOT = 0.01  # a draw with less than this probability (at its own temperature) is a long shot
 
 
 def t_text(t: float) -> str:
     return f"{t:g}"
 
 
+def running_text(text: str) -> str:
+    """A sampled continuation as drawn: line breaks and tabs made visible, outer spaces dropped
+    (a continuation of spaces only shows them as ␣)."""
+    shown = text.replace("\r", "\u240d").replace("\n", "\u21b5").replace("\t", "\u21e5").strip(" ")
+    return shown or "\u2423" * len(text)
+
+
+def quotable(text: str) -> str | None:
+    """A continuation as narration quotes it (inner line breaks read as spaces), or None when
+    it would not read as text (byte pieces, replacement characters, nothing but marks)."""
+    words = " ".join(text.split())
+    if not any(ch.isalnum() for ch in words) or "<0x" in words or "\ufffd" in words:
+        return None
+    return words
+
+
 class Prediction(TransformerScene):
     title_text = "From the last vector to the next token"
-    beats = ("beat_logits", "beat_temperature", "beat_sample", "beat_repeat")
+    beats = ("beat_logits", "beat_temperature", "beat_sample", "beat_repeat", "beat_temperature_text")
 
     def setup(self):
         super().setup()
@@ -191,6 +212,78 @@ class Prediction(TransformerScene):
         self.say(f"{narration.spoken_count(n)} {'draw' if n == 1 else 'draws'}, one run of the model each. "
                  f"Together they added {listed}.")
         self.wait(0.5)
+
+    def beat_temperature_text(self):
+        trace, theme = self.trace, self.theme
+        self.clear_stage()
+        runs = self.data.temperature_samples
+        temps = list(runs)
+        n = max(len(steps) for steps in runs.values())
+        tail = trace.prompt.replace("\r", "").split("\n")[-1].strip() or trace.prompt.strip()
+        tail = tail if len(tail) <= 40 else tail[-39:].lstrip()
+        prompt = VGroup(label("…", theme, LABEL, color=theme.dim),
+                        label(tail, theme, LABEL, color=theme.dim,
+                              shown=Shown(tail, tail, "prompt", kind="text"))).arrange(RIGHT, buff=0.1)
+        prompt.next_to([0, self.stage_top(), 0], DOWN, buff=0.35)
+        favourites = {t: sum(s["chosen"]["id"] == s["top"][0]["id"] for s in runs[t]) for t in temps}
+        rows = VGroup()
+        for t in temps:
+            steps = runs[t]
+            text = "".join(s["chosen"]["token"] for s in steps)
+            shown = running_text(text)
+            line = label(shown, theme, BODY, color=theme.accent if t == SAMPLE_TEMPERATURE else theme.text,
+                         shown=Shown(shown, text, "temperature.text", (t,), kind="text"))
+            tag = VGroup(label(f"T = {t_text(t)}", theme, LABEL, color=theme.accent if t == SAMPLE_TEMPERATURE else theme.text),
+                         VGroup(count(favourites[t], theme, "temperature.top_picks", size=SMALL, color=theme.dim, index=(t,)),
+                                label("of", theme, SMALL, color=theme.dim),
+                                count(len(steps), theme, "temperature.steps", size=SMALL, color=theme.dim, index=(t,)),
+                                label("top picks", theme, SMALL, color=theme.dim)).arrange(RIGHT, buff=0.1)
+                         ).arrange(DOWN, aligned_edge=LEFT, buff=0.1)
+            rows.add(VGroup(tag, line))
+        tag_w = max(r[0].width for r in rows)
+        text_w = config.frame_width - 1.0 - tag_w - 0.5
+        for k, (tag, line) in enumerate(rows):
+            fit_width(line, text_w)
+            tag.move_to([0, -k * 1.15, 0], aligned_edge=LEFT)
+            line.next_to([tag_w + 0.5, tag.get_y(), 0], RIGHT, buff=0)
+        rows.next_to(prompt, DOWN, buff=0.5)
+        rows.align_to([-config.frame_width / 2 + 0.5, 0, 0], LEFT)
+        pct = narration.spoken_percent
+        self.say(f"Temperature changes what gets written. Here the same seed writes {narration.spoken_count(n)} "
+                 f"tokens at each of {narration.spoken_count(len(temps))} temperatures.")
+        self.play(FadeIn(prompt), *[FadeIn(r[0]) for r in rows], run_time=1)
+        texts = {t: "".join(s["chosen"]["token"] for s in runs[t]) for t in temps}
+        for k, t in enumerate(temps):
+            m, total = favourites[t], len(runs[t])
+            picks = ("every token is the top pick" if m == total else
+                     "none of the tokens is the top pick" if m == 0 else
+                     f"{narration.spoken_count(m)} of {narration.spoken_count(total)} tokens are the top pick")
+            said = quotable(texts[t])
+            same = next((u for u in temps[:k] if texts[u] == texts[t]), None)
+            what = (f"the same text as at T = {t_text(same)}" if same is not None else
+                    f"“{said}”" if said else "no readable words")
+            self.say(f"At T = {t_text(t)}, {picks}: {what}.")
+            self.play(FadeIn(rows[k][1], shift=0.2 * RIGHT), run_time=0.8)
+        hot, cold = temps[-1], temps[0]
+        long_shots = sum(s["chosen"]["probability"] < LONG_SHOT for s in runs[hot])
+        fewer = all(favourites[a] >= favourites[b] for a, b in zip(temps, temps[1:])) and favourites[hot] < favourites[cold]
+        if fewer and long_shots * 2 >= len(runs[hot]):
+            self.say(f"Low temperature is predictable: the top pick, again and again. High temperature is chaotic. "
+                     f"At T = {t_text(hot)}, {self.how_many(long_shots, len(runs[hot]))} draws "
+                     f"had under {pct(LONG_SHOT)} chance each.")
+        elif fewer:
+            self.say("The hotter, the fewer top picks. "
+                     f"But at T = {t_text(hot)} only {narration.spoken_count(long_shots)} of the draws were long shots, "
+                     "so the text still mostly holds together here.")
+        else:
+            self.say("Here the order is not clean: a hotter run picked the top token more often than a cooler one. "
+                     f"{narration.spoken_count(n).capitalize()} draws are few, and chance plays its part.")
+        self.wait(0.5)
+
+    @staticmethod
+    def how_many(k: int, n: int) -> str:
+        """ "all 8", "5 of the 8" """
+        return f"all {narration.spoken_count(n)}" if k == n else f"{narration.spoken_count(k)} of the {narration.spoken_count(n)}"
 
     def draw(self, step: int) -> str:
         """What narration says about one draw: the token picked, and how it compares with the leader."""

@@ -68,6 +68,13 @@ def expect_piece(piece: str) -> str:
     return "".join(VISIBLE.get(ch, ch) for ch in piece)
 
 
+def expect_running_text(text: str) -> str:
+    """A sampled continuation as drawn: newlines, tabs and carriage returns made visible, spaces
+    kept inside and dropped at both ends; spaces only: one ␣ each."""
+    shown = "".join(VISIBLE.get(ch, ch) if ch != " " else " " for ch in text).strip(" ")
+    return shown or VISIBLE[" "] * len(text)
+
+
 def expect_spoken_percent(p: float) -> str:
     """Narration's percentages: whole percent from 10% up, one decimal (no ".0") from 1% to 10%,
     "under 1%" below, "almost 0%" under 0.05%, "almost 100%" from 99.5%, "100%" from 99.95%."""
@@ -450,6 +457,8 @@ def check_shown(scene) -> int:
             assert shown.text == expect_decimals(true, shown.decimals), (shown, true)
         elif shown.kind == "token":
             assert shown.value == true and shown.text == expect_piece(true), (shown, true)
+        elif shown.kind == "text":  # running text (a sampled continuation): line breaks visible, spaces kept
+            assert shown.value == true and shown.text == expect_running_text(true), (shown, true)
         else:
             raise AssertionError(f"unknown kind {shown.kind!r} for source {src!r}")
     return checked

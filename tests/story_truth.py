@@ -110,9 +110,9 @@ def story_truth(shown, scene):
         return 2 * cfg.n_layers * cfg.n_kv_heads * cfg.d_head
     if src == "ortho.count":  # (dim,): the cached experiment's count; it must respect the Welch bound
         from facts.geometry import experiment
-        from facts.geometry import ORTHOGONALITY_DIMS, TOLERANCE_DEG
+        from facts.geometry import TOLERANCE_DEG, orthogonality_dims
 
-        rows = {r["dim"]: r for r in experiment(ORTHOGONALITY_DIMS, TOLERANCE_DEG, scene.params.seed)}
+        rows = {r["dim"]: r for r in experiment(orthogonality_dims(cfg.d_model), TOLERANCE_DEG, scene.params.seed)}
         count = rows[idx[0]]["count"]
         e2 = math.sin(math.radians(TOLERANCE_DEG)) ** 2
         assert idx[0] <= count and (idx[0] * e2 >= 1 or count <= idx[0] * (1 - e2) / (1 - idx[0] * e2))
@@ -123,4 +123,93 @@ def story_truth(shown, scene):
         d = idx[0]
         e2 = math.sin(math.radians(TOLERANCE_DEG)) ** 2
         return int(d * (1 - e2) / (1 - d * e2))
+    if src.startswith(("effect.", "neuron.", "temperature.")):
+        return meaning_truth(shown, scene)
+    raise KeyError(f"test does not know source {src!r}")
+
+
+# --------------------------------------------------------------------------- meaning (mlp, prediction)
+
+_PUSHES: dict = {}
+
+
+def _pushes(model: str, trace) -> dict:
+    """Each part's push on the answer's logit, from the trace and the weights: the part's output
+    at the last position, divided by the RMS of the final residual vector (recomputed here, with
+    the norm's eps), times the final norm's weight and the answer's unembedding column."""
+    if (model, trace.hash) in _PUSHES:
+        return _PUSHES[(model, trace.hash)]
+    net = loaded(model).model
+    cfg = trace.config
+    answer = int(trace["logits"][-1].argmax())
+    final = trace[f"blocks.{cfg.n_layers - 1}.hook_resid_post"][-1].double()
+    rms = float((final.pow(2).mean() + cfg.norm_eps).sqrt())
+    column = net.ln_final.w.detach().double() * net.weight("unembed.W_U")[:, answer].detach().double()
+    push = lambda name: float(trace[name][-1].double() @ column) / rms  # noqa: E731
+    out = {("attention", L): push(f"blocks.{L}.hook_attn_out") for L in range(cfg.n_layers)}
+    out.update({("mlp", L): push(f"blocks.{L}.hook_mlp_out") for L in range(cfg.n_layers)})
+    out["embed"] = push("hook_embed")
+    total = out["embed"] + sum(v for k, v in out.items() if k != "embed")
+    assert abs(total - float(trace["logits"][-1, answer])) < 1e-3 * max(1.0, abs(total)), total  # they add up
+    _PUSHES[(model, trace.hash)] = out
+    return out
+
+
+@lru_cache(maxsize=16)
+def _row_scores(model: str, layer: int, neuron: int) -> torch.Tensor:
+    """What one unit of a neuron writes, read out per token: its W_out row through the final norm's weight and W_U."""
+    net = loaded(model).model
+    row = net.weight(f"blocks.{layer}.mlp.W_out")[neuron].detach().double()
+    return net.weight("unembed.W_U").detach().double().T @ (row * net.ln_final.w.detach().double())
+
+
+@lru_cache(maxsize=8)
+def _temperature_run(model: str, ids: tuple[int, ...], t: float, n: int, seed: int) -> tuple[list, list, list]:
+    """The seeded draws at temperature t, every step a full forward pass without the cache:
+    (drawn ids, whether each was the most likely token, each draw's probability at t)."""
+    generator = torch.Generator().manual_seed(seed)
+    drawn, top, p = [], [], []
+    for _ in range(n):
+        logits = _full_forward(model, ids + tuple(drawn)).double()
+        if t == 0:
+            probs = torch.zeros_like(logits)
+            probs[int(logits.argmax())] = 1.0
+        else:
+            probs = (logits / t).softmax(-1)
+        chosen = int(torch.multinomial(probs.float(), 1, generator=generator))
+        top.append(chosen == int(logits.argmax()))
+        p.append(float(probs[chosen]))
+        drawn.append(chosen)
+    return drawn, top, p
+
+
+def meaning_truth(shown, scene):
+    from model.tokenizer import token_pieces
+
+    src, idx = shown.source, shown.index
+    trace, model = scene.trace, scene.params.model
+    if src.startswith("effect."):
+        pushes = _pushes(model, trace)
+        if src in ("effect.attention", "effect.mlp"):
+            return pushes[(src.split(".")[1], idx[0])]
+        if src == "effect.embed":
+            return pushes["embed"]
+        kind = {"effect.attention_sum": "attention", "effect.mlp_sum": "mlp"}[src]
+        return sum(v for k, v in pushes.items() if k != "embed" and k[0] == kind)
+    if src == "neuron.promotes":  # (layer, neuron, token id): the push, and the token is among the top 5
+        layer, neuron, tid = idx
+        scores = _row_scores(model, layer, neuron)
+        assert tid in scores.topk(5).indices.tolist(), (shown, scores.topk(5))
+        return float(scores[tid])
+    if src.startswith("temperature."):  # (T,): the seeded run at temperature T
+        from scenes.parts.data import TEMPERATURE_STEPS  # how many tokens the scene asks for (a setting)
+
+        n = min(TEMPERATURE_STEPS, trace.config.n_ctx - len(trace.tokens))
+        drawn, top, _ = _temperature_run(model, tuple(trace.tokens), float(idx[0]), n, scene.params.seed)
+        if src == "temperature.text":
+            return "".join(token_pieces(loaded(model).encoding, drawn))
+        if src == "temperature.top_picks":
+            return sum(top)
+        if src == "temperature.steps":
+            return len(drawn)
     raise KeyError(f"test does not know source {src!r}")
