@@ -251,9 +251,9 @@ class Mlp(TransformerScene):
     def beat_promotes(self):
         trace, theme, cfg = self.trace, self.theme, self.trace.config
         self.clear_stage(self.chip)
-        best = mlp_neurons(trace, self.layer, self.pos)["top"][0]["neuron"]
+        story = self.data.story_neuron_promotes  # the strongest neuron here, and what its row writes toward
+        best, promoted = story["neuron"], story["tokens"]
         value = float(trace[self.name("mlp.hook_post")][self.pos, best])
-        promoted = self.data.neuron_promotes(self.layer, best)
         neuron = VGroup(label(f"neuron {best}", theme, LABEL),
                         VGroup(label("value here", theme, SMALL, color=theme.dim), self.value("mlp.hook_post", best))
                         .arrange(RIGHT, buff=0.12)).arrange(DOWN, buff=0.15)

@@ -70,6 +70,15 @@ class SceneData:
         return meaning.neuron_promotes(self.params.model, layer, neuron, TOP_K)
 
     @cached_property
+    def story_neuron_promotes(self) -> dict:
+        """The strongest MLP neuron of the story layer for the focus token, and the tokens its
+        output row writes toward (computed before the render: it needs the weights)."""
+        from facts.mlp import mlp_neurons
+
+        neuron = mlp_neurons(self.trace, self.choice.layer, self.focus)["top"][0]["neuron"]
+        return {"neuron": neuron, "tokens": self.neuron_promotes(self.choice.layer, neuron)}
+
+    @cached_property
     def story_meaning(self) -> dict:
         """The story token's vector read through the logit lens before the story head's update,
         after it and after the layer; with the story keys' tokens watched."""
