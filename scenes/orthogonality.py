@@ -3,16 +3,19 @@
 Storyboard:
 1. exactly perpendicular: at most N directions in N dimensions;
 2. nearly perpendicular (every pair within 88-92 degrees): a real torch experiment packs
-   unit vectors in growing dimension (model/orthogonality.py, run when the scene is built,
-   cached, seeded); the counts plotted against N grow faster than N;
-3. tie back: the model's d_model, what was measured and what theory (the Welch bound) allows.
+   unit vectors in growing dimension, up to the model's own width (facts/geometry.py, run when
+   the scene is built, cached, seeded); the counts plotted against N grow faster than N, and
+   the first dimension where they pass 1.5 N is marked: where the slack starts to pay;
+3. tie back: the model's d_model, what was measured and what theory (the Welch bound) allows;
+   said honestly: at this angle the bound keeps the count a small multiple of N until
+   1 / sin^2(tolerance) dimensions, so "exponentially many" needs more room than a small model has.
 """
 
 from __future__ import annotations
 
 import math
 
-from manim import (DOWN, LEFT, ORIGIN, RIGHT, UP, Arc, Arrow, Create, FadeIn, GrowArrow, Line, VGroup, config)
+from manim import (DOWN, LEFT, ORIGIN, RIGHT, UP, Arc, Arrow, Create, DashedLine, FadeIn, GrowArrow, Line, VGroup, config)
 
 from scenes.parts import narration
 from scenes.parts.base import TransformerScene
@@ -73,9 +76,13 @@ class Orthogonality(TransformerScene):
         x_max = max(max(dims), d if on_chart else 0) * 1.08
         y_max = max(max(counts), max(r["welch_bound"] for r in rows if math.isfinite(r["welch_bound"]))) * 1.08
         plot = Plot((0, x_max), (0, y_max), theme, width=8.0, height=4.6, x_ticks=nice_ticks(max(dims), 4),
-                    y_ticks=nice_ticks(y_max, 4), x_label="dimensions N", y_label="directions that fit")
+                    y_ticks=nice_ticks(y_max, 4), x_label="dimensions N (numbers in each vector)",
+                    y_label=f"directions that fit (unit vectors, every pair {90 - self.tol:g}°–{90 + self.tol:g}°)")
         plot.move_to(LEFT * 1.8 + DOWN * 0.5)
         exact = plot.polyline([0, x_max], [0, x_max], theme.dim, 2)
+        factor = self.facts["clear_factor"]
+        clear = DashedLine(plot.point(0, 0), plot.point(min(x_max, y_max / factor), factor * min(x_max, y_max / factor)),
+                           color=theme.dim, stroke_width=2, dash_length=0.08)
         welch_dims = [d for d in dims if math.isfinite(rows[dims.index(d)]["welch_bound"])]
         welch = plot.polyline(welch_dims, [rows[dims.index(d)]["welch_bound"] for d in welch_dims], theme.value, 2)
         measured = plot.polyline(dims, counts, theme.accent, 4)
@@ -85,6 +92,8 @@ class Orthogonality(TransformerScene):
                    label(f"measured (within ±{self.tol:g}°)", theme, SMALL)).arrange(RIGHT, buff=0.15),
             VGroup(Line(ORIGIN, ORIGIN + RIGHT * 0.5, color=theme.dim, stroke_width=2),
                    label("exactly 90°: N", theme, SMALL)).arrange(RIGHT, buff=0.15),
+            VGroup(DashedLine(ORIGIN, ORIGIN + RIGHT * 0.5, color=theme.dim, stroke_width=2, dash_length=0.08),
+                   label("half again as many as N", theme, SMALL)).arrange(RIGHT, buff=0.15),
             VGroup(Line(ORIGIN, ORIGIN + RIGHT * 0.5, color=theme.value, stroke_width=2),
                    label("most possible (Welch bound)", theme, SMALL)).arrange(RIGHT, buff=0.15),
         ).arrange(DOWN, aligned_edge=LEFT, buff=0.2)
@@ -92,30 +101,41 @@ class Orthogonality(TransformerScene):
         big = VGroup(label(f"N = {last['dim']}:", theme, LABEL),
                      count(last["count"], theme, "ortho.count", size=LABEL, index=(last["dim"],)),
                      label("directions", theme, LABEL)).arrange(RIGHT, buff=0.12)
+        first = self.facts["clearly_more"]
+        if first is not None:
+            big = VGroup(label("first above the dashed line:", theme, SMALL, color=theme.dim),
+                         VGroup(label(f"N = {first['dim']}:", theme, SMALL, color=theme.dim),
+                                count(first["count"], theme, "ortho.count", size=SMALL, color=theme.dim, index=(first["dim"],)),
+                                label("directions", theme, SMALL, color=theme.dim)).arrange(RIGHT, buff=0.12),
+                         big).arrange(DOWN, aligned_edge=LEFT, buff=0.12)
         how = VGroup(label("gradient descent pushes random", theme, SMALL, color=theme.dim),
                      label("unit vectors apart; the count grows", theme, SMALL, color=theme.dim),
                      label("until some pair leaves the band", theme, SMALL, color=theme.dim),
                      label(f"(seed {self.facts['seed']})", theme, SMALL, color=theme.dim)).arrange(DOWN, aligned_edge=LEFT, buff=0.08)
-        side = VGroup(legend, big, how).arrange(DOWN, aligned_edge=LEFT, buff=0.5)
-        fit_width(side, config.frame_width / 2 - 0.3 - (plot.get_right()[0] + 0.5))
-        side.next_to(plot, RIGHT, buff=0.5)
         marker = VGroup()
-        if on_chart:
+        if on_chart:  # a dotted line at d_model; its key in the side column (never over the curves)
             line = plot.vline(d, theme.key)
-            name = VGroup(label(f"{self.trace.config.name}", theme, SMALL, color=theme.key),
-                          VGroup(label("d_model", theme, SMALL, color=theme.key),
-                                 count(d, theme, "config.d_model", size=SMALL, color=theme.key)).arrange(RIGHT, buff=0.1))
-            name.arrange(DOWN, buff=0.08, aligned_edge=RIGHT)
+            name = VGroup(DashedLine(ORIGIN, ORIGIN + RIGHT * 0.5, color=theme.key, stroke_width=2),
+                          label(f"{self.trace.config.name}", theme, SMALL, color=theme.key)).arrange(RIGHT, buff=0.15)
+            width = VGroup(label("d_model", theme, SMALL, color=theme.key),
+                           count(d, theme, "config.d_model", size=SMALL, color=theme.key)).arrange(RIGHT, buff=0.1)
             bound = self.facts["welch_at_d_model"]
             if math.isfinite(bound):
-                cap = VGroup(label("bound here:", theme, SMALL, color=theme.value),
-                             count(int(bound), theme, "ortho.welch", size=SMALL, color=theme.value, index=(d,)),
-                             label("(off the chart)", theme, SMALL, color=theme.dim)).arrange(RIGHT, buff=0.1)
+                cap = VGroup(label("bound there:", theme, SMALL, color=theme.value),
+                             count(int(bound), theme, "ortho.welch", size=SMALL, color=theme.value, index=(d,)))
+                if bound > y_max:
+                    cap.add(label("(off the chart)", theme, SMALL, color=theme.dim))
+                cap.arrange(RIGHT, buff=0.1)
             else:
-                cap = label("no bound here", theme, SMALL, color=theme.value)
-            cap.next_to(name, DOWN, buff=0.1).align_to(name, RIGHT)
-            VGroup(name, cap).next_to(line.get_bottom(), UP + LEFT, buff=0.15)  # the empty corner under the curves
-            marker = VGroup(line, name, cap)
+                cap = label("no bound there", theme, SMALL, color=theme.value)
+            marker = VGroup(line, VGroup(name, width, cap).arrange(DOWN, aligned_edge=LEFT, buff=0.1))
+            for m in (width, cap):
+                m.shift(RIGHT * (name[1].get_left()[0] - m.get_left()[0]))  # under the name, past the line sample
+        side = VGroup(legend, big, *marker[1:], how).arrange(DOWN, aligned_edge=LEFT, buff=0.4)
+        fit_width(side, config.frame_width / 2 - 0.3 - (plot.get_right()[0] + 0.5))
+        side.next_to(plot, RIGHT, buff=0.5)
+        if side.height > config.frame_height / 2 + self.stage_top() - 0.2:
+            side.scale_to_fit_height(config.frame_height / 2 + self.stage_top() - 0.2).next_to(plot, RIGHT, buff=0.5)
         self.say("Here is a real experiment. For each number of dimensions, N, "
                  "we pack in as many unit vectors as we can. "
                  f"Every pair must stay within {self.tol:g} degrees of a right angle.")
@@ -124,21 +144,22 @@ class Orthogonality(TransformerScene):
         self.play(Create(exact), FadeIn(legend[1]), run_time=0.8)
         self.say(self.early_text(rows))
         self.play(Create(measured), FadeIn(dots), FadeIn(legend[0]), run_time=1.5)
-        self.say(self.late_text(last))
-        self.play(FadeIn(big), run_time=0.6)
+        self.say(self.late_text(rows))
+        self.play(Create(clear), FadeIn(legend[2]), FadeIn(big), run_time=1)
         above = [r for r in rows if r["count"] > r["welch_bound"]]
         self.say("Theory caps how many could ever fit. This cap is called the Welch bound. "
                  + ("The measured counts stay below it." if not above else
                     f"Yet {'one count goes' if len(above) == 1 else 'some counts go'} above it: check the experiment."))
-        self.play(Create(welch), FadeIn(legend[2]), run_time=1)
+        self.play(Create(welch), FadeIn(legend[3]), run_time=1)
         if len(marker):
             bound = self.facts["welch_at_d_model"]
-            where = "past the end of this experiment" if d > last["dim"] else "inside the measured range"
+            where = ("past the end of this experiment" if d > last["dim"] else
+                     "the last width measured" if d == last["dim"] else "inside the measured range")
             off = ": off the top of the chart" if bound > y_max else ""
             self.say(f"This model's vectors have {narration.spoken_count(d)} dimensions, {where}. "
                      + (f"There, the bound allows up to {narration.spoken_count(int(bound))}{off}."
                         if math.isfinite(bound) else "There, this bound sets no limit at all."))
-            self.play(Create(marker[0]), FadeIn(marker[1:]), run_time=1)
+            self.play(Create(marker[0]), FadeIn(marker[1]), run_time=1)
 
     def early_text(self, rows: list[dict]) -> str:
         """The small dimensions: up to where the slack buys (almost) nothing over N."""
@@ -152,13 +173,21 @@ class Orthogonality(TransformerScene):
         return (f"Up to {upto['dim']} dimensions, the slack buys {gain}: "
                 f"{upto['count']} directions in {upto['dim']} dimensions.")
 
-    def late_text(self, last: dict) -> str:
-        """The largest dimension measured: how many times N fit there."""
+    def late_text(self, rows: list[dict]) -> str:
+        """Where the slack starts to pay (the first count past clear_factor times N), then the
+        largest dimension measured: how many times N fit there."""
+        last, first = rows[-1], self.facts["clearly_more"]
         ratio = last["count"] / last["dim"]
         if ratio <= 1.05:
             return f"Even at {last['dim']} dimensions, only {last['count']} fit: the slack buys little here."
-        return (f"Then it pays off: {narration.spoken_count(last['count'])} directions in {last['dim']} dimensions. "
-                f"That is {narration.spoken_number(ratio)} times as many directions as dimensions.")
+        text = "The gain builds slowly. "
+        if first is None:
+            text += "The count never reaches one and a half times N here: a weak effect at this size. "
+        elif first["dim"] != last["dim"]:
+            text += (f"The count first passes one and a half times N at {first['dim']} dimensions, "
+                     f"with {narration.spoken_count(first['count'])} directions. ")
+        return text + (f"At {last['dim']} dimensions, {narration.spoken_count(last['count'])} fit: "
+                       f"{narration.spoken_number(ratio)} times as many directions as dimensions.")
 
     def beat_model(self):
         theme, cfg = self.theme, self.trace.config
@@ -178,6 +207,8 @@ class Orthogonality(TransformerScene):
             lines.add(VGroup(label(f"theory allows at most", theme, LABEL, color=theme.dim),
                              count(int(f["welch_at_d_model"]), theme, "ortho.welch", size=LABEL, index=(d,)),
                              label(f"in {d} (within ±{self.tol:g}°)", theme, LABEL, color=theme.dim)).arrange(RIGHT, buff=0.12))
+            lines.add(label(f"exponentially many? only past {fmt_int(f['welch_finite_until'])} dimensions, "
+                            f"where this cap disappears", theme, LABEL, color=theme.dim))
         else:
             lines.add(label(f"past {fmt_int(f['welch_finite_until'])} dimensions this bound sets no limit at all", theme,
                             LABEL, color=theme.dim))
@@ -189,19 +220,24 @@ class Orthogonality(TransformerScene):
         self.say(f"Back to our model: each of its token vectors has {narration.spoken_count(d)} dimensions.")
         self.play(FadeIn(lines[0]), run_time=0.8)
         self.say((f"The experiment went up to {last['dim']} dimensions, to keep the build short. " if d > last["dim"]
+                  else "The experiment went up to this width. " if d == last["dim"]
                   else f"The experiment went past that, up to {last['dim']} dimensions. ")
-                 + f"There, {narration.spoken_count(last['count'])} nearly perpendicular directions fit.")
+                 + f"There, {narration.spoken_count(last['count'])} nearly perpendicular directions fit: "
+                 f"{narration.spoken_number(last['count'] / last['dim'])} times as many as dimensions.")
         self.play(FadeIn(lines[1]), run_time=0.8)
         if math.isfinite(f["welch_at_d_model"]):
             self.say(f"At {narration.spoken_count(d)} dimensions, theory allows at most "
                      f"{narration.spoken_count(int(f['welch_at_d_model']))} directions within {self.tol:g} degrees of a right angle. "
-                     "That is a limit from theory, not a measurement.")
+                     f"That is only {narration.spoken_number(f['welch_at_d_model'] / d)} times N. "
+                     f"So not exponentially many, not yet: at {self.tol:g} degrees, "
+                     f"this cap only disappears past {narration.spoken_count(f['welch_finite_until'])} dimensions.")
         else:
             self.say(f"Past {narration.spoken_count(f['welch_finite_until'])} dimensions, this bound sets no limit "
                      "at all. The true count is not measured here.")
-        self.play(FadeIn(lines[2]), run_time=0.8)
+        self.play(FadeIn(lines[2:-2]), run_time=0.8)
         self.say("So features need not each get their own dimension. "
-                 "Many can share the space, each almost independent of the others.")
-        self.play(FadeIn(lines[3:]), run_time=0.8)
+                 "Many can share the space, each almost independent of the others. "
+                 + ("Here, with this little slack, the gain is modest." if last["count"] < 2 * last["dim"] else ""))
+        self.play(FadeIn(lines[-2:]), run_time=0.8)
 
 

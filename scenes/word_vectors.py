@@ -3,14 +3,17 @@
 Storyboard:
 1. king - man + woman on the model's own input embeddings: the arithmetic, then the real
    top-5 nearest tokens to the result (cosine, the three inputs excluded);
-2. a second analogy, from the CLI (default uncle - man + woman);
+   the bars drawn on a 0-to-1 scale over the baseline: where 95% of random word pairs' |cosine|
+   falls (shaded) and their average (dashed), so a cosine is read against chance;
+2. a second analogy, from the CLI (default uncle - man + woman), on the same baseline;
 3. a 2-D projection (PCA of the vectors involved) with the difference vectors as arrows.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from manim import (DOWN, LEFT, RIGHT, UP, Arrow, Dot, FadeIn, GrowArrow, LaggedStart, Line, VGroup, config)
+from manim import (DOWN, LEFT, RIGHT, UP, Arrow, DashedLine, Dot, FadeIn, GrowArrow, LaggedStart, Line, Rectangle, VGroup,
+                   config)
 
 from scenes.parts import narration
 from scenes.parts.base import TransformerScene
@@ -61,9 +64,10 @@ class WordVectors(TransformerScene):
             op.set_y(columns[0][1].get_y())
         rows = [(n["piece"], n["cosine"], key + (k,), None) for k, n in enumerate(result["nearest"])]
         bars = ProbabilityBars(rows, theme, bar_width=2.2, size=LABEL * 0.9, highlight=0, source="analogy.cosine",
-                               value_kind="number", token_source="analogy.nearest")
+                               value_kind="number", token_source="analogy.nearest", top=1.0)
         bars_title = label("nearest tokens (cosine)", theme, SMALL, color=theme.dim)
-        panel = VGroup(bars_title, bars).arrange(DOWN, aligned_edge=LEFT, buff=0.3)
+        chance, chance_key = self.baseline(bars, 2.2)
+        panel = VGroup(bars_title, VGroup(chance, bars), chance_key).arrange(DOWN, aligned_edge=LEFT, buff=0.3)
         scene_row = VGroup(sum_row, panel).arrange(RIGHT, buff=0.8)
         fit_width(scene_row, config.frame_width - 0.6)
         fit_height(scene_row, self.stage_top() + config.frame_height / 2 - 1.2)
@@ -85,16 +89,51 @@ class WordVectors(TransformerScene):
         self.say(self.nearest_text(result))
         self.play(FadeIn(bars_title), LaggedStart(*[FadeIn(l, shift=0.3 * RIGHT) for l in bars.lines], lag_ratio=0.15),
                   run_time=1.5)
+        self.say(self.chance_text(result["nearest"][0]["cosine"], first))
+        self.play(FadeIn(chance), FadeIn(chance_key), run_time=1)
+
+    def baseline(self, bars: ProbabilityBars, bar_width: float) -> tuple[VGroup, VGroup]:
+        """Behind the bars (drawn on a 0-to-1 scale): the |cosine| of random word pairs, their
+        95th percentile as a shaded zone and their mean as a dashed line; and its key."""
+        theme, r = self.theme, self.data.random_pairs
+        x0 = bars.bars[0].get_left()[0]  # cosine 0
+        top, bottom = bars.get_top()[1] + 0.08, bars.get_bottom()[1] - 0.08
+        zone = Rectangle(width=bar_width * r["p95_abs"], height=top - bottom, stroke_width=0, fill_color=theme.dim,
+                         fill_opacity=0.25)
+        zone.move_to([x0, bottom, 0], aligned_edge=LEFT + DOWN)
+        x = x0 + bar_width * r["mean_abs"]
+        mean = DashedLine([x, top, 0], [x, bottom, 0], color=theme.dim, stroke_width=2, dash_length=0.06)
+        key = VGroup(
+            VGroup(label("shaded: 95% of random word pairs,", theme, SMALL, color=theme.dim),
+                   label("|cosine| up to", theme, SMALL, color=theme.dim),
+                   number(r["p95_abs"], theme, "random_pairs.p95_abs", scale=1)).arrange(RIGHT, buff=0.12),
+            VGroup(label("dashed: their average,", theme, SMALL, color=theme.dim),
+                   number(r["mean_abs"], theme, "random_pairs.mean_abs", scale=1)).arrange(RIGHT, buff=0.12),
+        ).arrange(DOWN, aligned_edge=LEFT, buff=0.1)
+        return VGroup(zone, mean).set_z_index(-1), key  # behind the bars, though it fades in after them
+
+    def chance_text(self, cosine: float, first: bool) -> str:
+        """The top cosine read against random word pairs, said plainly; weak when it is."""
+        r = self.data.random_pairs
+        mean, p95 = (narration.spoken_number(r[k]) for k in ("mean_abs", "p95_abs"))
+        said = narration.spoken_number(cosine)
+        text = (f"For scale: two random words already have cosine {mean} on average, "
+                f"and one pair in twenty goes above {p95}. " if first
+                else f"Against random word pairs again: one in twenty goes above {p95}. ")
+        if cosine <= r["mean_abs"]:
+            return text + f"So {said} is no better than two random words: no real match."
+        if cosine <= r["p95_abs"]:
+            return text + f"So {said} is within what random words reach: a weak match."
+        if cosine < r["p95_abs"] + (r["p95_abs"] - r["mean_abs"]):
+            return text + f"So {said} is only a little above chance: a weak match."
+        return text + f"So {said} is far above chance: a strong match."
 
     def nearest_text(self, result: dict) -> str:
         """Which token's vector points most nearly the way of the result, said with its cosine."""
         top = result["nearest"][0]
-        text = (f"Which of all {narration.spoken_count(self.trace.config.vocab_size)} tokens points most nearly "
+        return (f"Which of all {narration.spoken_count(self.trace.config.vocab_size)} tokens points most nearly "
                 f"the same way? Leaving out the three inputs, it is {self.word(top['piece'])}, "
                 f"with cosine {narration.spoken_number(top['cosine'])}.")
-        if top["cosine"] < 0.3:
-            text += " That is low: a weak match."
-        return text
 
     @staticmethod
     def first_entry(result: dict) -> str:
@@ -146,14 +185,23 @@ class WordVectors(TransformerScene):
             label(f"{len(pts)} vectors involved", theme, LABEL),
             label(f"shows {fmt_percent(ev[0] + ev[1])} of their spread", theme, SMALL, color=theme.dim),
         ).arrange(DOWN, aligned_edge=LEFT, buff=0.12)
-        cos_lines = VGroup(label("cosine with the", theme, SMALL, color=theme.dim),
-                           label(f"{pairs[0][0].strip()} → {pairs[0][1].strip()} direction", theme, SMALL, color=theme.accent))
+        own_pairs = [tuple(p.strip() for p in self.data.analogy(w)["pieces"][1:]) for w in self.data.analogies]
+        one_pair = len(set(own_pairs)) == 1  # every analogy uses the same b -> c: one arrow to compare with
+        if one_pair:
+            cos_lines = VGroup(label("cosine with the", theme, SMALL, color=theme.dim),
+                               label(f"{own_pairs[0][0]} → {own_pairs[0][1]} direction", theme, SMALL, color=theme.accent))
+        else:  # each cosine is taken with its own analogy's b -> c
+            cos_lines = VGroup(label("cosine of each answer arrow", theme, SMALL, color=theme.dim),
+                               label("with its own analogy's arrow", theme, SMALL, color=theme.dim))
         cos_lines.arrange(DOWN, aligned_edge=LEFT, buff=0.08)
         rows = []
         for k, words in enumerate(self.data.analogies):
             res = self.data.analogy(words)
             answer = res["nearest"][0]["piece"]
-            rows.append(VGroup(label(f"{res['pieces'][0].strip()} → {answer.strip()}", theme, SMALL, color=theme.value),
+            name = f"{res['pieces'][0].strip()} → {answer.strip()}"
+            if not one_pair:
+                name += f" vs {own_pairs[k][0]} → {own_pairs[k][1]}"
+            rows.append(VGroup(label(name, theme, SMALL, color=theme.value),
                                number(proj["direction_cosines"][k], theme, "projection.cosine", (k,), scale=1))
                         .arrange(RIGHT, buff=0.2))
         info = VGroup(legend, cos_lines, *rows).arrange(DOWN, aligned_edge=LEFT, buff=0.25)
@@ -172,7 +220,7 @@ class WordVectors(TransformerScene):
                  f"{'points' if len(answers) == 1 else 'point'} roughly the same way.")
         self.play(LaggedStart(*[GrowArrow(a) for a in arrows[1:]], lag_ratio=0.3), FadeIn(cos_lines), FadeIn(*rows),
                   run_time=1.5)
-        self.say(self.cosines_text(proj["direction_cosines"], len(pairs) == len(answers) + 1))
+        self.say(self.cosines_text(proj["direction_cosines"], one_pair))
 
     def cosines_text(self, cosines: list[float], one_pair: bool) -> str:
         """How well the answer arrows line up with their pair's arrow in all dimensions, said honestly."""

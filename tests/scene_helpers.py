@@ -262,6 +262,8 @@ def truth(shown, scene):
             return shown.value if shown.value.strip() in words else f"not one of {words}"
         values, top = _top_cosines(W_E, v, ids)
         return float(values[idx[3]]) if src == "analogy.cosine" else token_pieces(enc, [int(top[idx[3]])])[0]
+    if src.startswith("random_pairs."):
+        return random_pairs(params.model)[src.split(".", 1)[1]]
     if src.startswith(("attn.", "shape(W_")):
         from attention_truth import truth as attention_truth  # the attention scenes' sources
 
@@ -309,6 +311,27 @@ def story_head(trace, layer: int | None = None, head: int | None = None) -> tupl
 
 
 # --------------------------------------------------------------------------- the word-vectors projection
+
+@lru_cache(maxsize=2)
+def random_pairs(model: str, n: int = 2000, seed: int = 0) -> dict:
+    """The word-vectors scene's chance baseline, recomputed from W_E: `n` pairs of whole-word
+    tokens (a space, then more than two lowercase letters) drawn with torch's generator at `seed`
+    (first words, then second words), a word never paired with itself; mean |cosine| and its
+    95th percentile, in float64."""
+    from model.tokenizer import token_pieces
+
+    W_E, enc = embeddings(model), loaded(model).encoding
+    pieces = token_pieces(enc, list(range(W_E.shape[0])))
+    words = torch.tensor([i for i, p in enumerate(pieces)
+                          if len(p) > 3 and p[0] == " " and p[1:].isalpha() and p[1:].islower()])
+    generator = torch.Generator().manual_seed(seed)
+    first = words[torch.randint(len(words), (n,), generator=generator)]
+    second = words[torch.randint(len(words), (n,), generator=generator)]
+    keep = first != second
+    u, v = W_E[first[keep]].double(), W_E[second[keep]].double()
+    cos = ((u * v).sum(1) / (u.norm(dim=1) * v.norm(dim=1))).abs()
+    return {"mean_abs": float(cos.mean()), "p95_abs": float(cos.quantile(0.95))}
+
 
 @lru_cache(maxsize=4)
 def projection(model: str, analogies: tuple) -> dict:
