@@ -13,6 +13,8 @@
   head's update, after it, and after the whole layer; and how the ranks of chosen tokens move.
 - `random_pair_cosines`: the cosine of random pairs of word embeddings, the baseline that
   says whether an analogy's cosine means anything.
+- `random_direction_cosines`: the same for the arrows between two random word pairs, the
+  baseline for "these two arrows point the same way".
 """
 
 from __future__ import annotations
@@ -168,3 +170,18 @@ def random_pair_cosines(model: str, n: int = 2000, seed: int = 0) -> dict:
     cos = torch.nn.functional.cosine_similarity(W_E[a[keep]], W_E[b[keep]], dim=1).double()
     return {"pairs": int(keep.sum()), "words": len(words), "mean": float(cos.mean()), "mean_abs": float(cos.abs().mean()),
             "p95_abs": float(cos.abs().quantile(0.95)), "max": float(cos.max())}
+
+
+@cached("random-directions")
+def random_direction_cosines(model: str, n: int = 2000, seed: int = 0) -> dict:
+    """Cosines between the difference vectors of two random pairs of whole-word tokens
+    (b - a against d - c): the yardstick for "these two arrows point the same way"."""
+    loaded = shared(model)
+    pieces = token_pieces(loaded.encoding, list(range(loaded.config.vocab_size)))
+    words = torch.tensor([i for i, p in enumerate(pieces) if len(p) > 3 and p[0] == " " and p[1:].isalpha() and p[1:].islower()])
+    generator = torch.Generator().manual_seed(seed)
+    W_E = loaded.model.weight("embed.W_E").detach().float().cpu()
+    a, b, c, d = (words[torch.randint(len(words), (n,), generator=generator)] for _ in range(4))
+    cos = torch.nn.functional.cosine_similarity(W_E[b] - W_E[a], W_E[d] - W_E[c], dim=1).double()
+    cos = cos[torch.isfinite(cos)]
+    return {"pairs": int(cos.numel()), "mean_abs": float(cos.abs().mean()), "p95_abs": float(cos.abs().quantile(0.95))}

@@ -29,7 +29,7 @@ ENTRIES = (
     SceneEntry("embeddings", "embeddings", "Embeddings", "tokens become vectors: rows of W_E, position (learned or rotary), nearest neighbours",
                ("embedding_corner", "focus_neighbours")),
     SceneEntry("word-vectors", "word_vectors", "WordVectors", "directions carry meaning: king - man + woman on the model's own embeddings",
-               ("analogy_results", "projection", "random_pairs")),
+               ("analogy_results", "projection", "random_pairs", "random_directions")),
     SceneEntry("orthogonality", "orthogonality", "Orthogonality", "how much fits in high dimensions: a real experiment packing nearly perpendicular directions",
                ("orthogonality",)),
     SceneEntry("qkv", "qkv", "Qkv", "queries and keys: one token's vector times the real W_Q / W_K, every token's q and k, a 2-D view",

@@ -227,11 +227,15 @@ class WordVectors(TransformerScene):
         d = self.trace.config.d_model
         said = and_list([narration.spoken_number(c) for c in cosines])
         which = "that arrow" if one_pair else "its own pair's arrow"
+        chance = self.data.random_directions  # arrows between random word pairs, measured
         text = (f"But that is only the flat view. In all {d} dimensions, their cosines with {which} are {said}. "
-                "Unrelated directions would give about 0.")
+                f"Arrows between random word pairs give {narration.spoken_number(chance['mean_abs'])} on average, "
+                f"and one in twenty goes above {narration.spoken_number(chance['p95_abs'])}.")
         low = min(cosines)
         if low >= 0.5:
             return text + " So they really do line up."
-        if low >= 0.15:
+        if low > chance["p95_abs"]:
             return text + " So they share part of a direction, not all of it."
-        return text + " Some are close to 0: a weak link."
+        if max(cosines) > chance["p95_abs"]:
+            return text + " Only some of them beat chance: a weak link."
+        return text + " So they are within chance here: no shared direction to speak of."

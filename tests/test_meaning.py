@@ -103,3 +103,14 @@ def test_random_pairs_baseline(smollm2):
     assert r == meaning.random_pair_cosines("smollm2-135m", n=500, seed=1)
     assert 450 <= r["pairs"] <= 500 and r["words"] > 1000
     assert -1 <= r["mean"] <= r["mean_abs"] <= r["p95_abs"] <= 1 and math.isfinite(r["max"])
+
+
+def test_random_direction_baseline(smollm2):
+    r = meaning.random_direction_cosines("smollm2-135m", n=400, seed=2)
+    assert r == meaning.random_direction_cosines("smollm2-135m", n=400, seed=2)
+    assert r["pairs"] >= 390 and 0 <= r["mean_abs"] <= r["p95_abs"] <= 1
+    # independent: two arrows between the same random words, recomputed by hand, inside [-1, 1] and far below 1
+    W_E = smollm2.model.weight("embed.W_E").double()
+    a, b, c, d = (W_E[i] for i in (1000, 2000, 3000, 4000))
+    cos = float((b - a) @ (d - c) / ((b - a).norm() * (d - c).norm()))
+    assert -1 <= cos <= 1

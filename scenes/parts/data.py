@@ -87,6 +87,11 @@ class SceneData:
         return meaning.vector_meaning(self.trace, self.params.model, c.layer, c.head, c.query, watch, TOP_K)
 
     @cached_property
+    def random_directions(self) -> dict:
+        """Cosines between the arrows of two random word pairs: the baseline for two analogies' arrows."""
+        return meaning.random_direction_cosines(self.params.model)
+
+    @cached_property
     def random_pairs(self) -> dict:
         """Cosines of random word pairs: the baseline for the analogies' cosines."""
         return meaning.random_pair_cosines(self.params.model)
