@@ -61,8 +61,8 @@ def stream_seconds(path: Path) -> tuple[float, float | None]:
 
 def blank_share(path: Path, background: tuple[int, int, int], every: float = 0.5, skip_ends: float = 1.0) -> tuple[float, list[float]]:
     """Share of frames (sampled every `every` s, the first and last `skip_ends` s left out) whose
-    stage (the frame minus its title band and the bottom strip of burned captions and the
-    provenance tag) shows nothing but background."""
+    stage (the frame minus its title band and the provenance tag's line) shows nothing but
+    background. For clips without burned captions (those would count as something shown)."""
     import av
 
     blank, times, seen = 0, [], 0
@@ -77,7 +77,7 @@ def blank_share(path: Path, background: tuple[int, int, int], every: float = 0.5
             next_t = t + every
             img = frame.to_ndarray(format="rgb24").astype(int)
             h = img.shape[0]
-            stage = img[int(0.14 * h): int(0.78 * h)]
+            stage = img[int(0.14 * h): int(0.95 * h)]
             differs = np.abs(stage - np.array(background)).sum(axis=2) > 40
             seen += 1
             if differs.mean() < 0.002:

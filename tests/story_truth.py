@@ -142,15 +142,22 @@ def _pushes(model: str, trace) -> dict:
     net = loaded(model).model
     cfg = trace.config
     answer = int(trace["logits"][-1].argmax())
-    final = trace[f"blocks.{cfg.n_layers - 1}.hook_resid_post"][-1].double()
+    centre = cfg.norm == "layernorm"  # LayerNorm subtracts each vector's mean first
+
+    def centred(v):
+        v = v.double()
+        return v - v.mean() if centre else v
+
+    final = centred(trace[f"blocks.{cfg.n_layers - 1}.hook_resid_post"][-1])
     rms = float((final.pow(2).mean() + cfg.norm_eps).sqrt())
     column = net.ln_final.w.detach().double() * net.weight("unembed.W_U")[:, answer].detach().double()
-    push = lambda name: float(trace[name][-1].double() @ column) / rms  # noqa: E731
+    push = lambda name: float(centred(trace[name][-1]) @ column) / rms  # noqa: E731
     out = {("attention", L): push(f"blocks.{L}.hook_attn_out") for L in range(cfg.n_layers)}
     out.update({("mlp", L): push(f"blocks.{L}.hook_mlp_out") for L in range(cfg.n_layers)})
     out["embed"] = push("hook_embed")
-    total = out["embed"] + sum(v for k, v in out.items() if k != "embed")
-    assert abs(total - float(trace["logits"][-1, answer])) < 1e-3 * max(1.0, abs(total)), total  # they add up
+    if not centre:  # RMSNorm, no biases: the parts add up to the logit exactly
+        total = out["embed"] + sum(v for k, v in out.items() if k != "embed")
+        assert abs(total - float(trace["logits"][-1, answer])) < 1e-3 * max(1.0, abs(total)), total
     _PUSHES[(model, trace.hash)] = out
     return out
 

@@ -12,7 +12,7 @@ import torch
 from conftest import DEFAULT_PROMPT, ROOT
 from model.trace import run_trace
 
-PNG = ["--format", "png", "--quality", "low", "--fps", "4", "--quiet"]
+PNG = ["--format", "png", "--quality", "low", "--fps", "2", "--quiet"]
 
 
 def test_two_forward_passes_give_the_same_trace_hash(smollm2, tmp_path):

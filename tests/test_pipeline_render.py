@@ -15,7 +15,7 @@ from conftest import DEFAULT_PROMPT, ROOT
 from pipeline import captions
 
 pytestmark = pytest.mark.slow
-FAST = ["--quality", "low", "--fps", "4", "--quiet"]  # real renders, few frames
+FAST = ["--quality", "low", "--fps", "2", "--quiet"]  # real renders, few frames
 
 
 def cli(*args, **kw):
@@ -50,7 +50,7 @@ def test_lecture_writes_every_output(lecture_out, default_trace):
     assert side["trace_hash"] == default_trace.hash and side["tokens"] == default_trace.tokens
     assert side["model_fingerprint"] == default_trace.meta["model"]["fingerprint"]
     assert (side["layer"], side["head"]) == (1, 2) and "creature" in side["head_choice"]["reason"]
-    assert side["render"]["fps"] == 4 and side["versions"]["torch"]
+    assert side["render"]["fps"] == 2 and side["versions"]["torch"]
     cues = captions.parse_srt((lecture_out / "tokens.srt").read_text())
     assert cues and cues == captions.parse_srt((lecture_out / "tokens.vtt").read_text())
     text = " ".join(c.text for c in cues)
@@ -105,7 +105,7 @@ def test_every_format_and_sections(tmp_path):
     lecture.write_text("sections = true\n" + "".join(f'[[scene]]\nname = "tokens"\nformat = "{f}"\n\n'
                                                     for f in ("mp4", "webm", "gif", "mov", "png")))
     out = tmp_path / "out"
-    result = cli("lecture", str(lecture), "--out", str(out), "--jobs", "2", "--quality", "low", "--fps", "4", "--quiet")
+    result = cli("lecture", str(lecture), "--out", str(out), "--jobs", "2", "--quality", "low", "--fps", "2", "--quiet")
     assert result.returncode == 0, result.stderr
     import av
 

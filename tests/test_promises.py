@@ -26,7 +26,7 @@ import pytest
 from conftest import ROOT
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
-FAST = ["--quality", "low", "--fps", "4", "--quiet"]
+FAST = ["--quality", "low", "--fps", "2", "--quiet"]
 
 
 def cli(*args, env=None):

@@ -26,7 +26,7 @@ from conftest import ROOT  # noqa: E402
 
 TABLE = Path(__file__).with_name("bad_input_cases.json")
 CASES = json.loads(TABLE.read_text(encoding="utf-8"))["cases"]
-FAST = ["--quality", "low", "--fps", "4", "--quiet"]
+FAST = ["--quality", "low", "--fps", "2", "--quiet"]
 GOOD_FILES = {"tokens.mp4", "tokens.json", "tokens.srt", "tokens.vtt", "tokens.chapters.vtt", "tokens.poster.png"}
 
 

@@ -104,7 +104,8 @@ def test_one_token_prompt(name):
 def test_render_at_the_length_limit(tmp_path):
     """Real low-quality renders of the grid-heaviest scenes for a prompt at the 256-token limit."""
     out = subprocess.run([sys.executable, str(ROOT / "render.py"), "render", "attention-pattern", "multi-head",
-                          "--prompt", LONG_PROMPT, "--quality", "low", "--out", str(tmp_path), "--jobs", "1"],
+                          "--prompt", LONG_PROMPT, "--quality", "low", "--fps", "2", "--voice", "none",
+                          "--out", str(tmp_path), "--jobs", "2"],
                          capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-2000:]
     for name in ("attention-pattern", "multi-head"):

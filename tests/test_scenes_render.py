@@ -24,7 +24,7 @@ TRICKY = 'Zoë said <b> & "naïve" antidisestablishmentarianism'
 @pytest.mark.slow
 @pytest.mark.parametrize("prompt", [None, TRICKY], ids=["default", "tricky"])
 def test_render_all_scenes(tmp_path, prompt):
-    """Real renders at 480p, at 4 frames a second to keep the suite short; both cores.
+    """Real renders at 480p, at 2 frames a second to keep the suite short; both cores.
 
     default: `render all` (README: every scene in storyboard order, with an index.html), with a
     non-default --analogy that must reach word-vectors. tricky: markup, quotes and accents in the
@@ -33,7 +33,7 @@ def test_render_all_scenes(tmp_path, prompt):
 
     names = list(SCENES) if prompt is None else list(SCENES)[::2]
     args = [sys.executable, str(ROOT / "render.py"), "render", *(["all"] if prompt is None else names), "--out", str(tmp_path),
-            "--jobs", "2", "--quality", "low", "--fps", "4", "--quiet"]
+            "--jobs", "2", "--quality", "low", "--fps", "2", "--quiet"]
     args += ["--analogy", "queen-woman+man"] if prompt is None else ["--prompt", prompt, "--theme", "light", "--voice", "none",
                                                                       "--burn-captions"]
     out = subprocess.run(args, capture_output=True, text=True, cwd=ROOT)
@@ -41,13 +41,13 @@ def test_render_all_scenes(tmp_path, prompt):
     for name in names:
         assert (tmp_path / f"{name}.mp4").stat().st_size > 5_000
         width, height, fps, frames = probe(tmp_path / f"{name}.mp4")
-        assert (width, height, fps) == (854, 480, 4.0) and frames > 0  # --quality low, --fps 4: what came out
+        assert (width, height, fps) == (854, 480, 2.0) and frames > 0  # --quality low, --fps 2: what came out
         srt = (tmp_path / f"{name}.srt").read_text(encoding="utf-8")
         assert srt.count("-->") >= 4
         meta = json.loads((tmp_path / f"{name}.json").read_text(encoding="utf-8"))
         assert meta["prompt"] == (prompt or "The fluffy blue creature roamed the verdant forest")
         assert {"model_fingerprint", "layer", "head", "trace_hash", "versions"} <= set(meta)
-        assert meta["render"] == {"quality": "low", "fps": 4, "format": "mp4", "sections": False, "resolution": 480}
+        assert meta["render"] == {"quality": "low", "fps": 2, "format": "mp4", "sections": False, "resolution": 480}
         check_narration(tmp_path, name, meta, voiced=prompt is None)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary leftovers
     if prompt is not None:
@@ -94,8 +94,9 @@ def check_narration(folder: Path, name: str, meta: dict, voiced: bool) -> None:
         assert spoken > 0.6 * sum(c.end - c.start for c in cues), name
     else:
         assert said["voice"] == "none" and audio is None
-    share, when = blank_share(folder / f"{name}.mp4", DARK_BACKGROUND if voiced else LIGHT_BACKGROUND, every=1.0)
-    assert share <= 0.02, f"{name}: empty stage at {when}"
+    if voiced:  # (the silent render burns its captions in: they would count as something on stage)
+        share, when = blank_share(folder / f"{name}.mp4", DARK_BACKGROUND, every=1.0)
+        assert share <= 0.02, f"{name}: empty stage at {when}"
 
 
 def check_heard(video: Path, srt: Path) -> None:
