@@ -154,13 +154,19 @@ def vector_meaning(trace: Trace, model: str, layer: int, head: int, position: in
     return out
 
 
+def word_ids(model: str) -> list[int]:
+    """Ids of whole-word tokens: a space, then at least three lower-case letters."""
+    loaded = shared(model)
+    pieces = token_pieces(loaded.encoding, list(range(loaded.config.vocab_size)))
+    return [i for i, p in enumerate(pieces) if len(p) > 3 and p[0] == " " and p[1:].isalpha() and p[1:].islower()]
+
+
 @cached("random-pairs")
 def random_pair_cosines(model: str, n: int = 2000, seed: int = 0) -> dict:
     """Cosines of `n` random pairs of whole-word tokens (a space then letters): their mean
     |cosine| and the 95th percentile, the yardstick for an analogy's cosine."""
     loaded = shared(model)
-    pieces = token_pieces(loaded.encoding, list(range(loaded.config.vocab_size)))
-    words = [i for i, p in enumerate(pieces) if len(p) > 3 and p[0] == " " and p[1:].isalpha() and p[1:].islower()]
+    words = word_ids(model)
     generator = torch.Generator().manual_seed(seed)
     W_E = loaded.model.weight("embed.W_E").detach().float().cpu()
     idx = torch.tensor(words)
@@ -177,8 +183,7 @@ def random_direction_cosines(model: str, n: int = 2000, seed: int = 0) -> dict:
     """Cosines between the difference vectors of two random pairs of whole-word tokens
     (b - a against d - c): the yardstick for "these two arrows point the same way"."""
     loaded = shared(model)
-    pieces = token_pieces(loaded.encoding, list(range(loaded.config.vocab_size)))
-    words = torch.tensor([i for i, p in enumerate(pieces) if len(p) > 3 and p[0] == " " and p[1:].isalpha() and p[1:].islower()])
+    words = torch.tensor(word_ids(model))
     generator = torch.Generator().manual_seed(seed)
     W_E = loaded.model.weight("embed.W_E").detach().float().cpu()
     a, b, c, d = (words[torch.randint(len(words), (n,), generator=generator)] for _ in range(4))

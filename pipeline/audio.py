@@ -36,20 +36,6 @@ def read_audio(video: Path) -> tuple[np.ndarray, int] | None:
     return samples.astype(np.float32), rate
 
 
-def media_seconds(path: Path, kind: str) -> float:
-    """The length of a file's first video or audio stream, from its packets' timestamps."""
-    with av.open(str(path)) as container:
-        streams = container.streams.video if kind == "video" else container.streams.audio
-        if not streams:
-            return 0.0
-        stream = streams[0]
-        end = 0.0
-        for packet in container.demux(stream):
-            if packet.pts is not None and packet.duration is not None:
-                end = max(end, float((packet.pts + packet.duration) * stream.time_base))
-        return end
-
-
 def add_audio(clip: Path, samples: np.ndarray, rate: int) -> None:
     """Rewrite `clip` (video only) with `samples` as its sound track, in place, atomically."""
     codec = CODECS.get(clip.suffix.lower())
