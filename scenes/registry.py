@@ -38,7 +38,7 @@ ENTRIES = (
     SceneEntry("softmax", "softmax", "Softmax", "softmax on the story query's real scores: exp, normalise; temperature 0 / 0.5 / 1 / 2"),
     SceneEntry("masking", "masking", "Masking", "causal masking: later keys set to -inf, exactly 0 after softmax; the n^2 cost of context"),
     SceneEntry("values", "values", "Values", "value vectors, the weighted sum (= hook_z), through W_O, and E + delta E for the story token",
-               ("weight_corners", "norm_outputs")),
+               ("weight_corners", "norm_outputs", "story_meaning")),
     SceneEntry("multi-head", "multi_head", "MultiHead", "every head of the layer side by side, each head's real contribution, parameter counts, shared key/value heads",
                ("parameter_counts",)),
     SceneEntry("mlp", "mlp", "Mlp", "the MLP: one token's vector up-projected, through the real nonlinearity, and back down; which neurons fire",
