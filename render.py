@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""manim-transformer command line: predict, trace, list, render.
+"""manim-transformer command line: predict, trace, heads, list, render.
 
     python render.py predict "The capital of France is" --top 5
     python render.py trace "The capital of France is" -o trace.safetensors
+    python render.py heads "The capital of France is" --layer 3
     python render.py list
     python render.py models
     python render.py render tokens embeddings --prompt "The capital of France is"
@@ -73,6 +74,10 @@ def add_render_options(p: argparse.ArgumentParser, lecture: bool = False) -> Non
     d = (lambda value: None) if lecture else (lambda value: value)  # noqa: E731
     p.add_argument("--layer", default=d("auto"), help="layer number or auto (default: auto)")
     p.add_argument("--head", default=d("auto"), help="head number or auto (default: auto, the head that best tells the story)")
+    p.add_argument("--query", default=None, help="the attention scenes' query token, as typed: traveled, traveled@14 or 14 "
+                   "(default: the auto rule's)")
+    p.add_argument("--key", default=None, help="the key token the query looks at, the same way (default: the query's "
+                   "strongest key in the head)")
     p.add_argument("--analogy", default=d("uncle-man+woman"), help="word-vectors' second analogy (default: uncle-man+woman)")
     p.add_argument("--theme", default=d("dark"), choices=["dark", "light"])
     p.add_argument("--seed", type=seed_int, default=d(0), help="seed for sampled tokens (default 0): same seed, same video")
@@ -106,6 +111,13 @@ def build_parser() -> Parser:
     p.add_argument("-o", "--output", required=True, type=Path, help="FILE.safetensors (metadata goes to FILE.json)")
     add_model_options(p)
     p.set_defaults(func=cmd_trace)
+
+    p = sub.add_parser("heads", help="every attention head ranked by the story rule, with what it does on the prompt")
+    p.add_argument("prompt")
+    p.add_argument("--layer", default=None, help="one layer only (default: all)")
+    add_model_options(p)
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_heads)
 
     p = sub.add_parser("list", help="list the scenes, one line each")
     p.set_defaults(func=cmd_list)
@@ -177,6 +189,52 @@ def cmd_trace(args) -> int:
     return 0
 
 
+def cmd_heads(args) -> int:
+    from facts.attention import choose_head, story_scores
+    from facts.meaning import head_behaviours
+    from model.loading import load
+    from model.trace import check_prompt, get_trace
+    from scenes.parts.params import parse_choice
+
+    layer = parse_choice(args.layer, "layer")
+    prompt = check_prompt(args.prompt)
+    loaded = load(args.model, args.device)
+    trace = get_trace(prompt, loaded=loaded)
+    scores = story_scores(trace, layer)  # range check before anything slow
+    auto = choose_head(trace, layer)
+    behaviours = {L: head_behaviours(trace, L) for L in sorted({s["layer"] for s in scores})}
+    rows = []
+    for s in sorted(scores, key=lambda s: (-s["score"], s["layer"], s["head"])):
+        b = behaviours[s["layer"]][s["head"]]
+        rows.append({"layer": s["layer"], "head": s["head"], "story_score": s["score"], "story_rule": s["rule"],
+                     "query": s["query"], "keys": list(s["keys"]), "behaviour": b["label"],
+                     "behaviour_score": b["score"], "strength": b["strength"],
+                     "auto": (s["layer"], s["head"]) == (auto.layer, auto.head)})
+    if args.json:
+        print(json.dumps({"prompt": prompt, "model": loaded.source.display_name, "layer": layer, "pieces": trace.pieces,
+                          "auto": {"layer": auto.layer, "head": auto.head, "reason": auto.reason}, "heads": rows},
+                         ensure_ascii=False))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    where = "all layers" if layer is None else f"layer {layer}"
+    table = Table(title=f"{loaded.source.display_name}, {where}: heads on {prompt!r}, ranked by the story rule",
+                  caption=f"auto: {auto.reason}")
+    for col, justify in (("rank", "right"), ("layer", "right"), ("head", "right"), ("story", "right"), ("query -> keys", "left"),
+                         ("does", "left"), ("score", "right"), ("", "left")):
+        table.add_column(col, justify=justify)
+    for rank, r in enumerate(rows, 1):
+        cells = f"{trace.pieces[r['query']]!r} -> " + " + ".join(repr(trace.pieces[k]) for k in r["keys"])
+        does = r["behaviour"] + ("" if r["strength"] == "strong" else " (weak)")
+        table.add_row(str(rank), str(r["layer"]), str(r["head"]), f"{r['story_score']:.2f}" + ("" if r["story_rule"] == "story" else "*"),
+                      cells, does, f"{r['behaviour_score']:.2f}", "<- auto" if r["auto"] else "")
+    Console().print(table)
+    if any(r["story_rule"] != "story" for r in rows):
+        print("* fallback rule: too few words, or no word passing the two-word test: the last token's strongest key")
+    return 0
+
+
 def cmd_list(args) -> int:
     from scenes.registry import SCENES
 
@@ -208,7 +266,8 @@ def cmd_render(args) -> int:
     names = resolve_scene_names(args.scenes)
     params = scene_params(prompt=args.prompt, model=args.model, device=args.device, layer=args.layer,
                           head=args.head, theme=args.theme, seed=args.seed, analogy=args.analogy,
-                          voice=args.voice, speed=args.speed, burn_captions=args.burn_captions)
+                          voice=args.voice, speed=args.speed, burn_captions=args.burn_captions, query=args.query,
+                          key=args.key)
     settings = RenderSettings(quality=args.quality, fps=args.fps, format=args.format, sections=args.sections)
     whole_lecture = "all" in args.scenes
     return render_scenes([(name, params, settings) for name in names], out=args.out, jobs=args.jobs, quiet=args.quiet,

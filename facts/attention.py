@@ -1,6 +1,8 @@
 """Attention, from a Trace or the weights, so that scenes only draw. Never imports manim.
 
-- `word_spans`, `choose_head`: which (layer, head) tells the story for `--head auto`, and why.
+- `word_spans`, `choose_head`: which (layer, head) tells the story for `--head auto`, and why;
+  `story_scores`: every head's score under that rule (`render.py heads`).
+- `token_position`, `choose_cells`: the story's query and key tokens chosen by hand (`--query`, `--key`).
 - `kv_head`, `sharing`: which key/value head a query head reads (grouped-query attention).
 - `dot_products`: the raw q . k of one head (before / sqrt(d_head)), with RoPE applied.
 - `qk_plane`: a 2-D picture of one head's queries and keys that keeps what attention uses.
@@ -193,6 +195,35 @@ def _fallback(pattern: torch.Tensor) -> tuple[float, int, tuple[int, ...]]:
     return float(weights.max()), q, (k,)
 
 
+def story_scores(trace: Trace, layer: int | None = None, head: int | None = None) -> list[dict]:
+    """Every head's score under the auto rule of `choose_head` (each of `layer`/`head` None = all):
+    [{"layer", "head", "score", "query", "keys", "rule": "story" | "fallback"}], layer by layer."""
+    cfg = trace.config
+    for name, value, limit in (("layer", layer, cfg.n_layers), ("head", head, cfg.n_heads)):
+        if value is not None and not 0 <= value < limit:
+            raise UserError(f"--{name} {value} is out of range: this model has {limit} {name}s (0..{limit - 1})")
+    layers = [layer] if layer is not None else range(cfg.n_layers)
+    heads = [head] if head is not None else range(cfg.n_heads)
+    spans = word_spans(trace.pieces)
+    story = len(spans) >= 3
+    out = []
+    for L in layers:
+        pattern = trace[f"blocks.{L}.attn.hook_pattern"]
+        for H in heads:
+            score, q, keys = _story(pattern[H], spans) if story else (-1.0, -1, ())
+            rule = "story"
+            if q < 0:
+                (score, q, keys), rule = _fallback(pattern[H]), "fallback"
+            out.append({"layer": L, "head": H, "score": score, "query": q, "keys": tuple(keys), "rule": rule})
+    return out
+
+
+def _pick(candidates: list[dict]) -> dict:
+    """Among heads scoring at least NEAR_BEST of the best, the earliest layer, then the higher score."""
+    top = max(c["score"] for c in candidates)
+    return min((c for c in candidates if c["score"] >= NEAR_BEST * top), key=lambda c: (c["layer"], -c["score"]))
+
+
 def choose_head(trace: Trace, layer: int | None = None, head: int | None = None) -> HeadChoice:
     """`--layer/--head`, either of which may be None (= auto), to one (layer, head) and its story.
 
@@ -205,26 +236,8 @@ def choose_head(trace: Trace, layer: int | None = None, head: int | None = None)
     word-to-word links. For the default prompt it picks layer 1 head 2: ' creature' -> ' fluffy' + ' blue', 0.92.
     Prompts with fewer than three words fall back to the last token's strongest earlier key.
     """
-    cfg = trace.config
-    for name, value, limit in (("layer", layer, cfg.n_layers), ("head", head, cfg.n_heads)):
-        if value is not None and not 0 <= value < limit:
-            raise UserError(f"--{name} {value} is out of range: this model has {limit} {name}s (0..{limit - 1})")
-    layers = [layer] if layer is not None else range(cfg.n_layers)
-    heads = [head] if head is not None else range(cfg.n_heads)
-    spans = word_spans(trace.pieces)
-    story = len(spans) >= 3
-    candidates = []
-    for L in layers:
-        pattern = trace[f"blocks.{L}.attn.hook_pattern"]
-        for H in heads:
-            score, q, keys = _story(pattern[H], spans) if story else (-1.0, -1, ())
-            rule = "story"
-            if q < 0:
-                (score, q, keys), rule = _fallback(pattern[H]), "fallback"
-            candidates.append((score, L, H, q, keys, rule))
-    top = max(c[0] for c in candidates)
-    near = [c for c in candidates if c[0] >= NEAR_BEST * top]
-    score, L, H, q, keys, rule = min(near, key=lambda c: (c[1], -c[0]))
+    c = _pick(story_scores(trace, layer, head))
+    score, L, H, q, keys, rule = c["score"], c["layer"], c["head"], c["query"], c["keys"], c["rule"]
     pieces = trace.pieces
     target = " + ".join(repr(pieces[k]) for k in keys)
     auto = layer is None or head is None
@@ -234,6 +247,120 @@ def choose_head(trace: Trace, layer: int | None = None, head: int | None = None)
     else:
         why = f"{repr(pieces[q])} gives {score:.2f} of its attention to {target}, its strongest key (too few words for the two-word rule)"
     return HeadChoice(L, H, score, f"layer {L} head {H}, {how}: {why}", q, tuple(keys), auto)
+
+
+# --------------------------------------------------------------------------- story cells chosen by hand
+
+def _bare(piece: str) -> str:
+    """A piece as a person types it: without its leading spaces or sentencepiece's ▁."""
+    return piece.lstrip(" ▁")
+
+
+def _choices(pieces: list[str], positions: range, text: str) -> str:
+    """Valid choices to list in an error: all of them when few, else the closest few."""
+    names = [f"{_bare(pieces[i]) or repr(pieces[i])}@{i}" for i in positions]
+    if len(names) <= 12:
+        return ", ".join(names)
+    import difflib
+
+    close = difflib.get_close_matches(text, [_bare(pieces[i]) for i in positions], n=4, cutoff=0.5)
+    near = [n for n in names if n.rsplit("@", 1)[0] in close][:6]
+    return (", ".join(near) + ", ... " if near else "") + f"or a position {positions.start}..{positions.stop - 1}"
+
+
+def token_position(pieces: list[str], text: str, what: str = "--query", at_most: int | None = None) -> int:
+    """The prompt position a person means by `text`: a token as typed ("traveled" matches the piece
+    " traveled": leading spaces/▁ ignored, exact case first, then any case; else a whole word, read
+    at its last token), its last occurrence (at or before `at_most`, for a key) unless a position is
+    given ("traveled@14", or just "14"). UserError (one line, with valid choices) otherwise."""
+    n = len(pieces)
+    allowed = range(0, n if at_most is None else at_most + 1)
+    raw = "" if text is None else str(text)
+    if not _bare(raw.strip()):
+        raise UserError(f"{what} is empty: name a token of the prompt ({_choices(pieces, allowed, '')})")
+    word, _, at = raw.strip().rpartition("@")
+    if word and at.isdigit():
+        typed, pos = _bare(word), int(at)
+    elif raw.strip().isdigit():
+        typed, pos = None, int(raw.strip())
+    else:
+        typed, pos = _bare(raw.strip()), None
+
+    def matches(t: str) -> list[int]:
+        exact = [i for i in range(n) if _bare(pieces[i]) == t]
+        if exact:
+            return exact
+        folded = [i for i in range(n) if _bare(pieces[i]).casefold() == t.casefold()]
+        if folded:
+            return folded
+        return [b - 1 for a, b in word_spans(pieces)
+                if _bare("".join(pieces[a:b])).casefold() == t.casefold()]
+
+    if typed is None:  # digits alone: a position, unless the prompt also holds that number as a token
+        as_token = matches(raw.strip())
+        if as_token and pos < n:
+            raise UserError(f"{what} {raw.strip()} is ambiguous: position {pos} is {pieces[pos]!r}, and {raw.strip()!r} "
+                            f"is also a token of the prompt; write {raw.strip()}@{as_token[-1]} for the token or "
+                            f"{_bare(pieces[pos]) or pieces[pos]!r}@{pos} for the position")
+        if as_token:
+            typed, pos = raw.strip(), None
+        elif pos >= n:
+            raise UserError(f"{what} {pos} is past the prompt's end: it has {n} tokens (positions 0..{n - 1})")
+    if typed is not None:
+        found = matches(typed)
+        if not found:
+            raise UserError(f"{what} {raw.strip()!r} is not a token of the prompt; choose one of: "
+                            f"{_choices(pieces, range(n), typed)}")
+        if pos is not None:
+            if pos not in found:
+                where = f"at {', '.join(map(str, found))}" if len(found) <= 6 else f"at {len(found)} places"
+                raise UserError(f"{what} {raw.strip()!r}: position {pos} is {pieces[pos] if pos < n else 'past the end'!r}, "
+                                f"not {typed!r} (which is {where})")
+        else:
+            before = [i for i in found if i in allowed]
+            pos = before[-1] if before else found[-1]
+    if pos not in allowed:
+        raise UserError(f"{what} {raw.strip()!r} is at position {pos}, after the query at {at_most}: a token only "
+                        f"attends to itself and earlier tokens; choose a key at or before it: "
+                        f"{_choices(pieces, allowed, typed or '')}")
+    return pos
+
+
+def _strongest_key(pattern_row: torch.Tensor, q: int) -> int:
+    """The key query q attends to most, leaving out the first token (and q itself when another
+    token is left to choose)."""
+    options = list(range(1, q)) if q >= 2 else [q]
+    return max(options, key=lambda k: float(pattern_row[k]))
+
+
+def choose_cells(trace: Trace, layer: int | None = None, head: int | None = None, query: str | None = None,
+                 key: str | None = None) -> HeadChoice:
+    """`choose_head`, with the story's query token and key token chosen by hand (`--query`,
+    `--key`, as a person types them: see token_position). Without either, exactly choose_head.
+
+    Only --key: the query is the last token. Only --query: the key is its strongest key in the
+    chosen head (the first token left out, and the query itself unless nothing else is left).
+    --layer/--head auto still apply, each head scored for the chosen query: by the weight it
+    gives the chosen key, or else by the weight of its own strongest key."""
+    if query is None and key is None:
+        return choose_head(trace, layer, head)
+    story_scores(trace, layer, head)  # range checks first
+    pieces, cfg = trace.pieces, trace.config
+    q = token_position(pieces, query, "--query") if query is not None else len(pieces) - 1
+    k = token_position(pieces, key, "--key", at_most=q) if key is not None else None
+    candidates = []
+    for L in [layer] if layer is not None else range(cfg.n_layers):
+        pattern = trace[f"blocks.{L}.attn.hook_pattern"]
+        for H in [head] if head is not None else range(cfg.n_heads):
+            kk = k if k is not None else _strongest_key(pattern[H, q], q)
+            candidates.append({"layer": L, "head": H, "score": float(pattern[H, q, kk]), "query": q, "keys": (kk,)})
+    c = _pick(candidates)
+    auto = layer is None or head is None
+    how = "picked automatically for the chosen cells" if auto else "chosen by the user"
+    whose = "the chosen key" if k is not None else "its strongest key"
+    why = f"{pieces[q]!r} gives {c['score']:.2f} of its attention to {pieces[c['keys'][0]]!r}, {whose}"
+    return HeadChoice(c["layer"], c["head"], c["score"], f"layer {c['layer']} head {c['head']}, {how}: {why}",
+                      q, c["keys"], auto)
 
 
 # --------------------------------------------------------------------------- rotary position

@@ -30,7 +30,7 @@ from model.errors import UserError
 OPTIONS: dict[str, type | tuple[type, ...]] = {
     "prompt": str, "model": str, "device": str, "layer": (int, str), "head": (int, str), "quality": str,
     "fps": int, "format": str, "theme": str, "seed": int, "analogy": str, "voice": str, "speed": (int, float),
-    "burn_captions": bool,
+    "burn_captions": bool, "query": (str, int), "key": (str, int),
 }
 TOP_KEYS = {"title", "defaults", "scene", "out", "sections", "jobs"}
 

@@ -66,7 +66,7 @@ def resolve_scene_names(requested: list[str]) -> list[str]:
 
 
 def scene_params(prompt: str, model: str, device: str, layer, head, theme: str, seed: int, analogy: str,
-                 voice: str = "joe", speed="1", burn_captions: bool = False):
+                 voice: str = "joe", speed="1", burn_captions: bool = False, query=None, key=None):
     from model.trace import check_prompt
     from scenes.parts.params import Params, parse_analogy, parse_choice
     from scenes.parts.voice import parse_speed, parse_voice
@@ -78,6 +78,7 @@ def scene_params(prompt: str, model: str, device: str, layer, head, theme: str, 
     return Params(prompt=check_prompt(prompt), model=model, device=device,
                   layer=parse_choice(None if layer is None else str(layer), "layer"),
                   head=parse_choice(None if head is None else str(head), "head"),
+                  query=None if query is None else str(query), key=None if key is None else str(key),
                   theme=theme, seed=int(seed), analogy=parse_analogy(analogy),
                   voice=usable_voice(parse_voice(voice)), speed=parse_speed(speed), burn_captions=bool(burn_captions))
 
@@ -168,18 +169,18 @@ def lecture_jobs(args):
 
     lecture = load_lecture(args.file, list(SCENES))
     cli = {k: getattr(args, k) for k in ("prompt", "model", "layer", "head", "analogy", "theme", "seed", "quality", "fps", "format",
-                                         "voice", "speed", "burn_captions")}
+                                         "voice", "speed", "burn_captions", "query", "key")}
     cli = {k: v for k, v in cli.items() if v is not None}
     base = {"prompt": DEFAULT_PROMPT, "model": "smollm2-135m", "layer": "auto", "head": "auto", "analogy": "uncle-man+woman",
             "theme": "dark", "seed": 0, "quality": "low", "fps": None, "format": "mp4", "voice": "joe", "speed": 1.0,
-            "burn_captions": False}
+            "burn_captions": False, "query": None, "key": None}
     items = []
     for entry in lecture.scenes:
         o = {**base, **entry.options, **cli}
         where = f"{args.file}:{entry.line}: "
         try:
             params = scene_params(o["prompt"], o["model"], args.device, o["layer"], o["head"], o["theme"], o["seed"], o["analogy"],
-                                  o["voice"], o["speed"], o["burn_captions"])
+                                  o["voice"], o["speed"], o["burn_captions"], o["query"], o["key"])
         except UserError as e:
             raise UserError(where + str(e)) from None
         settings = RenderSettings(o["quality"], o["fps"], o["format"], args.sections or lecture.sections)
@@ -312,13 +313,19 @@ def sidecar(name: str, params, settings: RenderSettings, data) -> dict:
         "model_fingerprint": trace.meta["model"]["fingerprint"],
         "layer": choice.layer,
         "head": choice.head,
-        "head_choice": choice.to_dict(),
+        "head_choice": {**choice.to_dict(), **chosen_behaviour(data)},
         "seed": params.seed,
         "trace_hash": trace.hash,
         "params": params.to_dict(),
         "render": {**asdict(settings), "resolution": QUALITY[settings.quality][1], "fps": settings.fps or QUALITY[settings.quality][2]},
         "versions": {**trace.meta.get("versions", {}), "python": sys.version.split()[0]},
     }
+
+
+def chosen_behaviour(data) -> dict:
+    """What the chosen head does on this prompt (facts.meaning.head_behaviours): its label, score, strength."""
+    b = data.head_behaviours[data.choice.head]
+    return {"behaviour": b["label"], "behaviour_score": b["score"], "behaviour_strength": b["strength"]}
 
 
 def page_clip(name: str, params, settings: RenderSettings, data, info: dict) -> dict:

@@ -310,6 +310,44 @@ def story_head(trace, layer: int | None = None, head: int | None = None) -> tupl
     return L, H, score, q, keys
 
 
+def typed_position(pieces: list[str], text: str, at_most: int | None = None) -> int:
+    """A token as a person types it (--query/--key), found again: "N" a position (when no piece
+    reads N), "word@N" position N, else the last piece (at or before `at_most`) that reads `word`
+    once leading spaces/▁ are dropped, the same case first, then any case."""
+    text = text.strip()
+    name, _, at = text.rpartition("@")
+    if name and at.isdigit():
+        return int(at)
+    if text.isdigit() and not any(p.lstrip(" ▁") == text for p in pieces):
+        return int(text)
+    bare = text.lstrip(" ▁")
+    for same in (lambda a, b: a == b, lambda a, b: a.lower() == b.lower()):
+        hits = [i for i, p in enumerate(pieces) if same(p.lstrip(" ▁"), bare) and (at_most is None or i <= at_most)]
+        if hits:
+            return hits[-1]
+    raise AssertionError(f"{text!r} is not a token of {pieces}")
+
+
+def story_cells(trace, layer=None, head=None, query=None, key=None) -> tuple:
+    """The head choice with the story's query/key tokens typed by hand, from the patterns:
+    query (default: the last token), key (default: the query's strongest key in each head, the
+    first token and the query itself left out when anything else is left); each head scored by
+    its weight on that key; of the heads at 95% of the best, the earliest layer, then the higher
+    score. (layer, head, score, query, keys)."""
+    pieces, cfg = trace.pieces, trace.config
+    q = typed_position(pieces, query) if query is not None else len(pieces) - 1
+    k = typed_position(pieces, key, q) if key is not None else None
+    found = []
+    for L in [layer] if layer is not None else range(cfg.n_layers):
+        P = trace[f"blocks.{L}.attn.hook_pattern"]
+        for H in [head] if head is not None else range(cfg.n_heads):
+            kk = k if k is not None else max(range(1, q) if q >= 2 else [q], key=lambda j: float(P[H, q, j]))
+            found.append((float(P[H, q, kk]), L, H, q, (kk,)))
+    top = max(f[0] for f in found)
+    score, L, H, q, keys = min((f for f in found if f[0] >= 0.95 * top), key=lambda f: (f[1], -f[0]))
+    return L, H, score, q, keys
+
+
 # --------------------------------------------------------------------------- the word-vectors projection
 
 @lru_cache(maxsize=2)
@@ -388,7 +426,10 @@ def check_provenance(shown, scene) -> None:
     assert m[1] == loaded(p.model).source.display_name, (m[1], shown)
     trace = get_trace(p.prompt, p.model)
     assert m[6] == trace.hash[:8] == scene.trace.hash[:8], (m[6], trace.hash)
-    L, H, score, _, _ = story_head(trace, p.layer, p.head)
+    if getattr(p, "query", None) is not None or getattr(p, "key", None) is not None:
+        L, H, score, _, _ = story_cells(trace, p.layer, p.head, p.query, p.key)
+    else:
+        L, H, score, _, _ = story_head(trace, p.layer, p.head)
     assert (int(m[2]), int(m[3])) == (L, H), (shown.text, L, H)
     if p.layer is None or p.head is None:
         assert m[4] == _fixed(score, 2), (shown.text, score)

@@ -29,7 +29,8 @@ class SceneData:
 
     @cached_property
     def choice(self) -> attention.HeadChoice:
-        return attention.choose_head(self.trace, self.params.layer, self.params.head)
+        return attention.choose_cells(self.trace, self.params.layer, self.params.head, self.params.query,
+                                      self.params.key)
 
     @property
     def focus(self) -> int:

@@ -10,6 +10,9 @@ A scene reads its parameters from environment variables, so the same file render
     MT_DEVICE   auto | cpu | cuda                (default: auto; only used when a trace is not cached)
     MT_LAYER    layer number or "auto"           (default: auto)
     MT_HEAD     head number or "auto"            (default: auto; see facts.attention.choose_head)
+    MT_QUERY    the story's query token, as typed: "traveled", "traveled@14" or "14"
+                                                 (default: empty = the auto rule; see facts.attention.choose_cells)
+    MT_KEY      the story's key token, the same way (default: empty = the query's strongest key)
     MT_THEME    dark | light                     (default: dark)
     MT_SEED     integer seed for sampling        (default: 0)
     MT_ANALOGY  word-vectors' second analogy, "uncle-man+woman" or "uncle,man,woman"
@@ -63,6 +66,8 @@ class Params:
     device: str = "auto"
     layer: int | None = None
     head: int | None = None
+    query: str | None = None  # a token as typed (resolved against the prompt by facts.attention.token_position)
+    key: str | None = None
     theme: str = "dark"
     seed: int = 0
     analogy: tuple[str, str, str] = DEFAULT_ANALOGY
@@ -86,6 +91,8 @@ class Params:
             device=env.get("MT_DEVICE") or "auto",
             layer=parse_choice(env.get("MT_LAYER"), "layer"),
             head=parse_choice(env.get("MT_HEAD"), "head"),
+            query=env.get("MT_QUERY") or None,
+            key=env.get("MT_KEY") or None,
             theme=theme,
             seed=seed,
             analogy=parse_analogy(env["MT_ANALOGY"]) if env.get("MT_ANALOGY") else DEFAULT_ANALOGY,
@@ -101,6 +108,8 @@ class Params:
             "MT_DEVICE": self.device,
             "MT_LAYER": "auto" if self.layer is None else str(self.layer),
             "MT_HEAD": "auto" if self.head is None else str(self.head),
+            "MT_QUERY": self.query or "",
+            "MT_KEY": self.key or "",
             "MT_THEME": self.theme,
             "MT_SEED": str(self.seed),
             "MT_ANALOGY": "{}-{}+{}".format(*self.analogy),
