@@ -1,7 +1,10 @@
 """multi-head: many heads in parallel.
 
 Storyboard:
-1. every head of the chosen layer side by side, each its real pattern;
+1. every head of the chosen layer side by side, each its real pattern, labelled by what it does
+   on this prompt, measured (previous token, first token, itself, broad, by content), with the
+   score that decided it and "weak" when it only leans that way; how many heads do what; what
+   the story head does;
 2. each head proposes its own change for the story token; the changes are summed (each
    through its slice of W_O) and added to the residual stream: the real size of each;
 3. real counts: heads, d_head, parameters per head and per layer; grouped-query models say
@@ -15,9 +18,11 @@ import math
 from manim import DOWN, LEFT, RIGHT, UP, Create, FadeIn, Group, LaggedStart, Rectangle, VGroup, config
 
 from facts import attention as af
+from facts import meaning as meaning_mod
 from scenes.parts import narration
 from scenes.parts.attention_parts import AttentionScene, SignedBars, fit_height, pattern_image
 from scenes.parts.components import count, fit_width, label, token_label
+from scenes.parts.provenance import Shown
 from scenes.parts.theme import LABEL, SMALL
 
 
@@ -34,38 +39,133 @@ class MultiHead(AttentionScene):
         trace, theme, cfg = self.trace, self.theme, self.trace.config
         L = self.layer
         n_heads = cfg.n_heads
-        cols = math.ceil(n_heads / 3) if n_heads > 4 else n_heads
-        side = 1.55
-        tiles = Group()
+        behaviours = self.data.head_behaviours  # measured on this prompt: facts.meaning.head_behaviours
+        cols = n_heads if n_heads <= 5 else math.ceil(n_heads / (2 if n_heads <= 10 else 3))
+        side = 2.2
         pattern = trace[self.hook("hook_pattern")]
+        tiles, self.behaviour_labels = Group(), {}
         for h in range(n_heads):
             img = pattern_image(pattern[h].numpy(), theme, side, color=theme.accent)
-            name = label(f"head {h}", theme, SMALL, color=theme.text if h == self.head else theme.dim)
+            name = label(f"head {h}", theme, SMALL, color=theme.text if h == self.head else theme.dim,
+                         bold=h == self.head)
+            self.behaviour_labels[h] = self.behaviour_tag(behaviours[h], L, side + 0.2)
             tiles.add(Group(img, name.next_to(img, DOWN, buff=0.08)))
-        tiles.arrange_in_grid(cols=cols, buff=(0.35, 0.25))
-        fit_height(tiles, self.stage_top() + config.frame_height / 2 - 0.8)
-        fit_width(tiles, config.frame_width * 0.62)
-        tiles.to_edge(LEFT, buff=0.5).align_to([0, self.stage_top() - 0.1, 0], UP)
+        shrink = min(1.0, *[(side + 0.2) / t.width for t in self.behaviour_labels.values()])  # one size for all
+        for h, tile in enumerate(tiles):
+            tag = self.behaviour_labels[h].scale(shrink)
+            tile.add(tag.next_to(tile[1], DOWN, buff=0.06))
+        cell_w, cell_h = max(t.width for t in tiles) + 0.3, max(t.height for t in tiles) + 0.3
+        for h, tile in enumerate(tiles):  # each image's top on its row's line, centred in its column
+            tile.shift([(h % cols) * cell_w - tile[0].get_x(), -(h // cols) * cell_h - tile[0].get_top()[1], 0])
+        top, bottom = self.stage_top() - 0.1, -config.frame_height / 2 + 1.0
+        legend = self.behaviour_legend(behaviours, L)
+        read, tally = legend
+        fit_height(tiles, top - bottom)
+        fit_width(tiles, config.frame_width - 1.0 - min(read.width, 3.4) - 0.5)
+        tiles.to_edge(LEFT, buff=0.5).align_to([0, top, 0], UP)
+        right = config.frame_width / 2 - 0.4 - (tiles.get_right()[0] + 0.5)
+        fit_width(read, right)
+        read.next_to(tiles, RIGHT, buff=0.5).align_to(tiles, UP)
+        below = tiles.get_bottom()[1] - 0.3 - bottom
+        if below >= tally.height * 0.8:  # room under the tiles: the tally there, at a readable size
+            fit_height(fit_width(tally, config.frame_width - 1.0), below)
+            tally.next_to(tiles, DOWN, buff=0.3).align_to(tiles, LEFT)
+        else:
+            fit_width(tally, right)
+            fit_height(tally, read.get_bottom()[1] - 0.35 - bottom)
+            tally.next_to(read, DOWN, buff=0.35).align_to(read, LEFT)
         mark = Rectangle(width=tiles[self.head][0].width + 0.12, height=tiles[self.head][0].height + 0.12,
                          stroke_color=theme.accent, stroke_width=4).move_to(tiles[self.head][0])
-        legend = VGroup(label(f"layer {L}: {n_heads} heads", theme, LABEL),
-                        label("each square: one head's weights", theme, SMALL, color=theme.dim),
-                        label("columns: queries, rows: keys", theme, SMALL, color=theme.dim),
-                        label("stronger colour = more attention", theme, SMALL, color=theme.dim),
-                        label(f"outlined: head {self.head}, the story head", theme, SMALL, color=theme.accent))
-        legend.arrange(DOWN, aligned_edge=LEFT, buff=0.12)
-        fit_width(legend, config.frame_width / 2 - 0.3 - (tiles.get_right()[0] + 0.5))
-        legend.next_to(tiles, RIGHT, buff=0.5).align_to(tiles, UP)
         self.say(f"Layer {L} runs {n_heads} heads side by side. Each has its own queries, keys and values, "
                  "so each draws its own pattern over the same tokens.")
-        self.play(LaggedStart(*[FadeIn(t) for t in tiles], lag_ratio=0.1), FadeIn(legend), run_time=2)
+        self.play(LaggedStart(*[FadeIn(t[:2]) for t in tiles], lag_ratio=0.1), FadeIn(legend[0]), run_time=2)
+        self.say(self.tally_text(behaviours))
+        self.play(LaggedStart(*[FadeIn(t[2]) for t in tiles], lag_ratio=0.08), FadeIn(legend[1:]), run_time=1.5)
         others = [k for k in self.story_keys if k != self.query]
         if others:
             links = f"the one that links {self.piece(self.query)} to {spoken_list([self.piece(k) for k in others])}"
         else:
             links = "the one our story follows"
-        self.say(f"Head {self.head}, outlined, is {links}. The other heads look for other things.")
+        self.say(f"Head {self.head}, outlined, is {links}. " + self.story_head_text(behaviours[self.head]))
         self.play(Create(mark), run_time=0.6)
+
+    # ---- what each head does, measured on this prompt
+    NAMES = {"previous": ("previous token", "previous"), "first": ("first token", "first"),
+             "self": ("itself", "self"), "broad": ("broad", "broad"), "content": ("by content", "content")}
+
+    def behaviour_tag(self, b: dict, layer: int, width: float) -> VGroup:
+        """Under a head's tile: what it does, the score that decided it, and "weak" when it only
+        leans that way. Measured first: the long name, then the short one, then shrunk to fit."""
+        theme, weak = self.theme, b["strength"] == "weak"
+        color = theme.dim if weak else theme.text
+        value = float(b["score"])
+        text = f"{value:.2f}"
+        score = label(text, theme, SMALL, color=color, mono=True,
+                      shown=Shown(text, value, "attn.behaviour", (layer, b["head"]), kind="decimals", decimals=2))
+        second = VGroup(score, *([label("weak", theme, SMALL * 0.85, color=theme.dim)] if weak else []))
+        second.arrange(RIGHT, buff=0.1, aligned_edge=DOWN)
+        for name in self.NAMES[b["label"]]:
+            first = label(name, theme, SMALL, color=color)
+            if first.width <= width:
+                break
+        tag = VGroup(first, second).arrange(DOWN, buff=0.06)
+        tag.behaviour = (b["label"], b["strength"])
+        return tag
+
+    def behaviour_legend(self, behaviours: list[dict], layer: int) -> VGroup:
+        """Right of the tiles: how to read a tile, then how many heads of the layer do what."""
+        theme = self.theme
+        read = VGroup(label(f"layer {layer}: {len(behaviours)} heads", theme, LABEL),
+                      label("each square: one head's weights", theme, SMALL, color=theme.dim),
+                      label("columns: queries, rows: keys", theme, SMALL, color=theme.dim),
+                      label("stronger colour = more attention", theme, SMALL, color=theme.dim),
+                      label(f"outlined: head {self.head}, the story head", theme, SMALL, color=theme.accent))
+        read.arrange(DOWN, aligned_edge=LEFT, buff=0.12)
+        rows = VGroup(label("what the heads do here:", theme, SMALL))
+        for name in ("previous", "first", "self", "broad", "content"):
+            n = sum(1 for b in behaviours if b["label"] == name)
+            if n:
+                rows.add(VGroup(count(n, theme, "attn.behaviour_count", size=SMALL, index=(layer, name)),
+                                label(self.NAMES[name][0], theme, SMALL, color=theme.dim)).arrange(RIGHT, buff=0.15))
+        broad = any(b["label"] == "broad" for b in behaviours)
+        for line in ("score: its mean weight there", *(["(broad: spread, 0 to 1)"] if broad else []),
+                     f"weak: under {meaning_mod.STRONG:.1f}, a lean"):
+            rows.add(label(line, theme, SMALL * 0.9, color=theme.dim))
+        rows.arrange(DOWN, aligned_edge=LEFT, buff=0.1)
+        return VGroup(read, rows)
+
+    def tally_text(self, behaviours: list[dict]) -> str:
+        n = len(behaviours)
+        if len(self.trace.tokens) < 2:
+            return ("With a single token, every head can only look at that token. "
+                    "There is nothing yet to tell the heads apart.")
+        verbs = {  # (one head, several heads)
+            "previous": ("looks at the token just before", "look at the token just before"),
+            "first": ("looks at the first token", "look at the first token"),
+            "self": ("looks at its own token", "look at their own token"),
+            "broad": ("spreads its attention widely", "spread their attention widely"),
+            "content": ("picks tokens by what they are, not where", "pick tokens by what they are, not where")}
+        parts = []
+        for name in sorted(verbs, key=lambda k: -sum(b["label"] == k for b in behaviours)):
+            m = sum(b["label"] == name for b in behaviours)
+            if m:
+                parts.append(f"one {verbs[name][0]}" if m == 1 else f"{m} {verbs[name][1]}")
+        weak = sum(b["strength"] == "weak" for b in behaviours)
+        tail = (f" {weak} of these labels are weak: those heads only lean that way." if weak > 1 else
+                " One label is weak: that head only leans that way." if weak == 1 else "")
+        return f"On this prompt, of the {n} heads, {spoken_list(parts)}.{tail}"
+
+    def story_head_text(self, b: dict) -> str:
+        if len(self.trace.tokens) < 2:
+            return ""
+        pct = narration.spoken_percent(b["score"])
+        said = {"previous": f"On average it gives the token just before {pct} of its attention",
+                "first": f"On average it gives the first token {pct} of its attention",
+                "self": f"On average it gives its own token {pct} of its attention",
+                "broad": f"It spreads its attention widely: {pct} of the widest spread possible",
+                "content": f"It picks tokens by content: its strongest other key gets {pct} on average"}[b["label"]]
+        verdict = " That is a weak lean, not a rule." if b["strength"] == "weak" else ""
+        return f"{said}.{verdict}"
 
     def beat_contributions(self):
         trace, theme, cfg = self.trace, self.theme, self.trace.config

@@ -40,7 +40,7 @@ ENTRIES = (
     SceneEntry("values", "values", "Values", "value vectors, the weighted sum (= hook_z), through W_O, and E + delta E for the story token",
                ("weight_corners", "norm_outputs", "story_meaning")),
     SceneEntry("multi-head", "multi_head", "MultiHead", "every head of the layer side by side, each head's real contribution, parameter counts, shared key/value heads",
-               ("parameter_counts",)),
+               ("parameter_counts", "head_behaviours")),
     SceneEntry("mlp", "mlp", "Mlp", "the MLP: one token's vector up-projected, through the real nonlinearity, and back down; which neurons fire",
                ("parameter_counts", "norm_outputs", "direct_effects", "story_neuron_promotes")),
     SceneEntry("prediction", "prediction", "Prediction", "from the last vector to the next token: unembedding, logits, softmax with temperature, seeded samples",

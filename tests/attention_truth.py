@@ -14,6 +14,8 @@ Sources:
     attn.cells         ("tokens" | "n_ctx", "all" | "causal")   n^2 or n(n+1)/2 cells
     attn.kv_head       (h,)              the key/value head query head h reads
     attn.sqrt_d_head   ()                sqrt(d_head)
+    attn.behaviour     (L, h)            the score that decided head h's behaviour label (see head_labels)
+    attn.behaviour_count (L, label)      how many heads of layer L carry that label
 """
 
 from __future__ import annotations
@@ -98,4 +100,48 @@ def truth(shown, scene):
         return idx[0] * cfg.n_kv_heads // cfg.n_heads
     if src == "attn.sqrt_d_head":
         return math.sqrt(cfg.d_head)
+    if src == "attn.behaviour":
+        return head_labels(trace, idx[0])[idx[1]][1]
+    if src == "attn.behaviour_count":
+        return sum(1 for lab, _, _ in head_labels(trace, idx[0]) if lab == idx[1])
     raise KeyError(f"test does not know source {src!r}")
+
+
+def head_labels(trace, layer: int) -> list[tuple[str, float, str]]:
+    """(label, score, strength) of every head of `layer`, from its pattern, by the rule
+    facts/meaning.head_behaviours documents, computed here with whole-tensor operations.
+
+    Over the queries 1..n-1: previous = mean weight on the key just before, first = on key 0,
+    self = on the query itself; broad = mean of entropy / log(keys); content = mean of the
+    largest weight on a key that is none of those three. The largest of previous / first /
+    self (in that order on ties) if it is at least 0.3 (strong from 0.5); else broad if it is
+    at least 0.75 (then strong); else content (strong from 0.5). One token: "self", 1, weak."""
+    P = trace[f"blocks.{layer}.attn.hook_pattern"].double()  # [head, q, k]
+    n_heads, n = P.shape[0], P.shape[1]
+    if n < 2:
+        return [("self", 1.0, "weak")] * n_heads
+    q = torch.arange(1, n)
+    rows = P[:, 1:, :]  # [head, n - 1, k]
+    k = torch.arange(n)[None, :]
+    causal = k <= q[:, None]  # [n - 1, k]
+    previous = P[:, q, q - 1].mean(1)
+    first = P[:, q, 0].mean(1)
+    itself = P[:, q, q].mean(1)
+    plogp = torch.where(causal & (rows > 0), rows * torch.log(rows.clamp_min(1e-300)), torch.zeros_like(rows))
+    broad = (-plogp.sum(2) / torch.log(q.double() + 1)).mean(1)
+    other = causal & (k != 0) & (k != q[:, None]) & (k != q[:, None] - 1)
+    content = torch.where(other, rows, torch.zeros_like(rows)).amax(2).mean(1)
+    out = []
+    for h in range(n_heads):
+        positional = [("previous", float(previous[h])), ("first", float(first[h])), ("self", float(itself[h]))]
+        name, score = positional[0]
+        for cand in positional[1:]:
+            if cand[1] > score:
+                name, score = cand
+        if score >= 0.3:
+            out.append((name, score, "strong" if score >= 0.5 else "weak"))
+        elif float(broad[h]) >= 0.75:
+            out.append(("broad", float(broad[h]), "strong"))
+        else:
+            out.append(("content", float(content[h]), "strong" if float(content[h]) >= 0.5 else "weak"))
+    return out
