@@ -10,7 +10,8 @@
 - `neuron_promotes`: the tokens one MLP neuron's output row writes toward (W_out row, through
   the final norm's weight and the unembedding).
 - `vector_meaning`: which vocabulary tokens a residual vector reads as (logit lens) before a
-  head's update, after it, and after the whole layer; and how the ranks of chosen tokens move.
+  head's update, after it, and after the whole layer; how the ranks of chosen tokens (and of the
+  model's own final prediction there) move; the update's cosine with the chosen tokens' embeddings.
 - `random_pair_cosines`: the cosine of random pairs of word embeddings, the baseline that
   says whether an analogy's cosine means anything.
 - `random_direction_cosines`: the same for the arrows between two random word pairs, the
@@ -119,11 +120,12 @@ def neuron_promotes(model: str, layer: int, neuron: int, k: int = 5) -> list[dic
 
 
 def _lens(model: str, vector: torch.Tensor) -> torch.Tensor:
-    """Probabilities over the vocabulary if the model stopped with this residual vector."""
+    """Log-probabilities over the vocabulary if the model stopped with this residual vector
+    (float64: deep ranks compare values that a float32 probability would round to 0)."""
     loaded = shared(model)
     with torch.no_grad():
         x = loaded.model.ln_final(vector.float().to(loaded.device)[None])[0]
-        return (x @ loaded.model.weight("unembed.W_U")).softmax(-1).double().cpu()
+        return (x @ loaded.model.weight("unembed.W_U")).double().log_softmax(-1).cpu()
 
 
 @cached("vector-meaning")
@@ -131,27 +133,44 @@ def vector_meaning(trace: Trace, model: str, layer: int, head: int, position: in
                    k: int = 5) -> dict:
     """The token at `position` as the logit lens reads its vector: before layer `layer`
     (resid_pre), after head `head`'s output alone is added, and after the whole layer
-    (resid_post); the ranks and probabilities of the `watch` token ids at each stage."""
+    (resid_post); the ranks and probabilities of the `watch` token ids at each stage; the rank
+    of the model's final prediction at `position` ("final") at each stage; the update's cosine
+    with each watched token's embedding, against the whole vocabulary ("embedding_cosines")."""
     loaded = shared(model)
     before = trace[f"blocks.{layer}.hook_resid_pre"][position]
     head_out = trace[f"blocks.{layer}.attn.hook_result"][position, head]
     stages = {"before": before, "after_head": before + head_out, "after_layer": trace[f"blocks.{layer}.hook_resid_post"][position]}
     out: dict = {"stages": {}, "watch": []}
-    probs = {name: _lens(model, v) for name, v in stages.items()}
+    probs = {name: _lens(model, v) for name, v in stages.items()}  # log-probabilities: ranks never tie at 0
     for name, p in probs.items():
-        values, ids = p.topk(k)
+        values, ids = p.exp().topk(k)
         out["stages"][name] = [{"id": int(i), "piece": s, "probability": float(v)}
                                for i, s, v in zip(ids, token_pieces(loaded.encoding, ids.tolist()), values)]
     for t in watch:
         row = {"id": int(t), "piece": token_pieces(loaded.encoding, [int(t)])[0]}
         for name, p in probs.items():
             row[f"{name}_rank"] = int((p > p[int(t)]).sum()) + 1
-            row[f"{name}_probability"] = float(p[int(t)])
+            row[f"{name}_probability"] = float(p[int(t)].exp())
         out["watch"].append(row)
     cos = torch.nn.functional.cosine_similarity(head_out.double(), before.double(), dim=0)
     out["update_cosine"] = float(cos)  # the head's update against the vector it is added to
     out["update_share"] = float(head_out.double().norm() / before.double().norm())  # its length, relative
+    final = int(trace["logits"][position].argmax())  # what the whole model predicts after this token
+    out["final"] = {"id": final, "piece": token_pieces(loaded.encoding, [final])[0],
+                    **{f"{name}_rank": int((p > p[final]).sum()) + 1 for name, p in probs.items()}}
+    out["embedding_cosines"] = _embedding_cosines(model, head_out, watch)
     return out
+
+
+def _embedding_cosines(model: str, update: torch.Tensor, watch: tuple[int, ...]) -> dict:
+    """The cosine of a head's update with the embedding of each `watch` token, its rank among
+    every token's (1 = the token the update points at most), and the spread over the whole
+    vocabulary (5th and 95th percentile): the yardstick for "points toward"."""
+    W_E = shared(model).model.weight("embed.W_E").detach().double().cpu()  # [vocab, d_model]
+    cos = torch.nn.functional.cosine_similarity(W_E, update.double().cpu()[None], dim=1)  # [vocab]
+    return {"watch": [{"id": int(t), "cosine": float(cos[int(t)]), "rank": int((cos > cos[int(t)]).sum()) + 1}
+                      for t in watch],
+            "p05": float(cos.quantile(0.05)), "p95": float(cos.quantile(0.95)), "vocab": int(cos.numel())}
 
 
 def word_ids(model: str) -> list[int]:

@@ -30,7 +30,8 @@ def logit_lens(loaded: LoadedModel, trace: Trace, position: int = -1, top_k: int
     for layer in range(trace.config.n_layers):
         resid = trace[f"blocks.{layer}.hook_resid_post"][position].to(loaded.device)  # [d_model]
         with torch.no_grad():
-            probs = (model.ln_final(resid[None])[0] @ W_U).softmax(-1).cpu()  # [vocab]
+            logits = (model.ln_final(resid[None])[0] @ W_U).cpu()  # [vocab]
+        probs = logits.softmax(-1)
         p, ids = probs.topk(top_k)
         rows.append({
             "layer": layer,
@@ -38,6 +39,7 @@ def logit_lens(loaded: LoadedModel, trace: Trace, position: int = -1, top_k: int
             "top": [{"id": int(i), "token": t, "probability": float(v)}
                     for i, t, v in zip(ids, token_pieces(loaded.encoding, ids.tolist()), p)],
             "answer_probability": float(probs[answer]),  # the model's final choice, as seen at this layer
+            "answer_rank": int((logits > logits[answer]).sum()) + 1,  # 1: this layer's top (logits never tie at p = 0)
         })
     return rows
 
@@ -87,6 +89,12 @@ def settling_layer(rows: list[dict]) -> int:
     while layer > 0 and rows[layer - 1]["top"][0]["id"] == final:
         layer -= 1
     return layer
+
+
+def first_layer_within(rows: list[dict], top: int) -> int | None:
+    """The first layer whose logit lens ranks the model's final answer among its `top` tokens
+    (it may drop out again later); None if no layer does."""
+    return next((r["layer"] for r in rows if r["answer_rank"] <= top), None)
 
 
 # --------------------------------------------------------------------------- cost

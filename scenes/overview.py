@@ -12,13 +12,13 @@ Storyboard:
 from __future__ import annotations
 
 from manim import (DOWN, LEFT, RIGHT, UP, Arrow, FadeIn, FadeOut, GrowFromEdge, Indicate, LaggedStart,
-                   ReplacementTransform, RoundedRectangle, VGroup, Write, config)
+                   ReplacementTransform, RoundedRectangle, Text, VGroup, Write, config)
 
 from facts.generation import SAMPLE_STEPS
 from scenes.parts import narration
 from scenes.parts.base import TransformerScene
-from scenes.parts.components import ProbabilityBars, PromptText, TokenStrip, count, fit_width, label, sample_rows
-from scenes.parts.theme import BODY, LABEL, SMALL, visible_piece
+from scenes.parts.components import ProbabilityBars, PromptText, TokenStrip, count, drawable, fit_width, label, sample_rows
+from scenes.parts.theme import BODY, FONT, LABEL, SMALL, visible_piece
 
 MAX_SLABS = 32  # draw at most this many layer slabs; deeper models are elided
 READ_PROMPT = 60  # the narration reads the prompt aloud when it is at most this long
@@ -155,13 +155,17 @@ class Overview(TransformerScene):
             return f"It draws {self.word(piece)}, at {odds}."
         return f"Then {self.word(piece)}, at {odds}."
 
-    def generated_text(self, prompt: str, appended: str) -> VGroup:
-        """The end of the prompt (dim) followed by what the loop appended (highlighted)."""
+    def generated_text(self, prompt: str, appended: str) -> Text:
+        """The end of the prompt (dim) followed by what the loop appended (highlighted), as one
+        line of text: the tokens carry their own spaces, so nothing is added between them, and
+        both parts sit on one baseline."""
         theme = self.theme
         tail = prompt if len(prompt) <= 40 else "…" + prompt[-39:]
-        parts = [label(tail.replace("\n", "↵"), theme, BODY, color=theme.dim)]
-        if appended:
-            parts.append(label(visible_piece(appended) if appended.strip() == "" else appended.replace("\n", "↵"),
-                               theme, BODY, color=theme.accent))
-        group = VGroup(*parts).arrange(RIGHT, buff=0.12, aligned_edge=DOWN)
-        return fit_width(group, config.frame_width - 1.0)
+        visible = {"\n": "↵", "\r": "␍", "\t": "⇥"}
+        old = drawable("".join(visible.get(ch, ch) for ch in tail))
+        new = drawable(visible_piece(appended) if appended and appended.strip() == "" else
+                       "".join(visible.get(ch, ch) for ch in appended))
+        text = Text(old + new, font=FONT, font_size=BODY, color=theme.dim,
+                    t2c={f"[{len(old)}:{len(old) + len(new)}]": theme.accent} if new else {})
+        text.parts = (old, new)  # for tests: what was drawn, the prompt's part and the loop's part
+        return fit_width(text, config.frame_width - 1.0)

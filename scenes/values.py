@@ -6,21 +6,30 @@ Storyboard:
    trace's hook_z), then through the head's slice of W_O: this head's change (hook_result);
 3. E + delta E: the vector entering the layer plus what attention adds is the new vector
    (real numbers before and after);
-4. every column at once: every token is updated in parallel.
+4. what E + delta E means: the story token's vector read through the logit lens (final norm +
+   unembedding) before the layer, with only the story head's change added, and after the whole
+   layer: the top guesses, the ranks of the story keys' tokens and of the model's own final
+   guess there, the head's change as a share of the vector's length and its cosine with the
+   keys' embeddings against the whole vocabulary. Weak or noisy readings are said to be so;
+5. every column at once: every token is updated in parallel.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from manim import DOWN, RIGHT, UP, FadeIn, LaggedStart, VGroup, config
+from manim import DOWN, LEFT, RIGHT, UP, FadeIn, LaggedStart, Line, VGroup, config
 
 from scenes.parts import narration
 from scenes.parts.attention_parts import AttentionScene, fit_height, matrix_view, row_of_vectors, vector_with_length
-from scenes.parts.components import TokenStrip, fit_width, label, number
-from scenes.parts.theme import BODY, LABEL, SMALL
+from scenes.parts.components import ProbabilityBars, TokenStrip, count, fit_width, label, number, token_label
+from scenes.parts.provenance import Shown
+from scenes.parts.theme import BODY, LABEL, SMALL, fmt_percent
 
 COLUMN_WIDTH = 1.3
 MAX_TERMS = 3  # weighted values drawn in the sum; the rest are counted
+LENS_TOP = 3  # the lens's top guesses drawn per stage
+MAX_WATCHED = 3  # story keys' tokens whose ranks are drawn (the most attended first)
+STAGES = ("before", "after_head", "after_layer")  # story_meaning's stages, in order (index 0, 1, 2 on screen)
 
 
 def spoken_list(items: list[str]) -> str:
@@ -30,7 +39,7 @@ def spoken_list(items: list[str]) -> str:
 
 class Values(AttentionScene):
     title_text = "Values: what attention adds"
-    beats = ("beat_values", "beat_weighted_sum", "beat_update", "beat_every_column")
+    beats = ("beat_values", "beat_weighted_sum", "beat_update", "beat_meaning", "beat_every_column")
 
     def beat_values(self):
         trace, theme, cfg = self.trace, self.theme, self.trace.config
@@ -139,6 +148,197 @@ class Values(AttentionScene):
         plus = f"minus {narration.spoken_number(-d)}" if d < 0 else f"plus {narration.spoken_number(d)}"
         self.say(f"In the first entry, {narration.spoken_number(e)} {plus} makes {narration.spoken_number(new)}.")
         self.play(FadeIn(row[3]), FadeIn(cols[2]), run_time=1)
+
+    # ------------------------------------------------------------------ what E + delta E means
+    def watched_keys(self) -> list[tuple[int, int]]:
+        """(position, token id) of the story keys drawn in the lens table: the most attended
+        first, one per distinct token, at most MAX_WATCHED, in prompt order."""
+        pattern = self.trace[self.hook("hook_pattern")][self.head, self.query]
+        chosen, ids = [], set()
+        for k in sorted(self.story_keys, key=lambda k: -float(pattern[k])):
+            tid = self.trace.tokens[k]
+            if tid not in ids and len(chosen) < MAX_WATCHED:
+                chosen.append(k)
+                ids.add(tid)
+        return [(k, self.trace.tokens[k]) for k in sorted(chosen)]
+
+    def key_name(self, pos: int):
+        """A prompt token's text in its token colour (a chip would be too tall for a table row)."""
+        return token_label(self.trace.pieces[pos], self.theme, SMALL, color=self.theme.token_color(pos), index=(pos,))
+
+    def lens_percent(self, p: float, index: tuple):
+        text = fmt_percent(p)
+        return label(text, self.theme, SMALL * 0.9, color=self.theme.dim, mono=True,
+                     shown=Shown(text, float(p), "story_lens.p", index, kind="percent"))
+
+    def lens_cell(self, stage: int, row: dict, color=None) -> VGroup:
+        """One watched token at one stage: its rank among all tokens, and its probability."""
+        name = STAGES[stage]
+        rank = count(row[f"{name}_rank"], self.theme, "story_lens.rank", size=SMALL, color=color or self.theme.text,
+                     index=(stage, row["id"]))
+        cell = VGroup(label("rank", self.theme, SMALL * 0.9, color=self.theme.dim), rank)
+        if f"{name}_probability" in row:
+            cell.add(self.lens_percent(row[f"{name}_probability"], (stage, row["id"])))
+        return cell.arrange(RIGHT, buff=0.12)
+
+    def beat_meaning(self):
+        trace, theme, cfg = self.trace, self.theme, self.trace.config
+        L, H, q = self.layer, self.head, self.query
+        self.clear_stage()
+        m = self.data.story_meaning
+        watch = {r["id"]: r for r in m["watch"]}
+        keys = [(k, tid) for k, tid in self.watched_keys() if tid in watch]
+        final = m["final"]
+        cos = m["embedding_cosines"]
+        cos_of = {r["id"]: r for r in cos["watch"]}
+        vocab = cfg.vocab_size
+
+        # the table: a name column, then one column per stage
+        heads = [("E", f"before layer {L}"), (f"E + head {H}'s ΔE", "this head's change only"),
+                 (f"after layer {L}", f"all {cfg.n_heads} heads, then the MLP")]
+        col_w, name_w, gap = 3.3, 3.0, 0.25
+        xs = [name_w + gap + col_w * (i + 0.5) for i in range(3)]
+        header = VGroup()
+        for x, (title, sub) in zip(xs, heads):
+            t = label(title, theme, LABEL, color=theme.accent if title.startswith("E +") else theme.text)
+            st = label(sub, theme, SMALL * 0.85, color=theme.dim)
+            header.add(fit_width(VGroup(t, st).arrange(DOWN, buff=0.08), col_w - 0.2).move_to([x, 0, 0]))
+        header.align_to([0, 0, 0], UP)
+        y = header.get_bottom()[1] - 0.3
+        bars = VGroup()
+        for i, name in enumerate(STAGES):
+            rows = [(r["piece"], r["probability"], (i, r["id"], k), None) for k, r in enumerate(m["stages"][name][:LENS_TOP])]
+            b = ProbabilityBars(rows, theme, bar_width=1.0, size=SMALL, source="story_lens.p",
+                                token_source="story_lens.piece", top=1.0)
+            fit_width(b, col_w - 0.2)
+            b.move_to([xs[i], 0, 0]).align_to([0, y, 0], UP)
+            bars.add(b)
+        top_name = label(f"top {LENS_TOP} guesses", theme, SMALL, color=theme.dim)
+        top_name.move_to([name_w, bars.get_center()[1], 0], aligned_edge=RIGHT)
+        y = bars.get_bottom()[1] - 0.3
+        rule = Line([0.2, y + 0.12, 0], [name_w + gap + 3 * col_w, y + 0.12, 0], color=theme.faint, stroke_width=2)
+
+        def table_row(piece_mob, note: str, row: dict, color=None) -> VGroup:
+            nonlocal y
+            name = VGroup(piece_mob, label(note, theme, SMALL * 0.85, color=theme.dim)).arrange(RIGHT, buff=0.12)
+            fit_width(name, name_w - 0.1)
+            name.move_to([name_w, y - 0.2, 0], aligned_edge=RIGHT)
+            cells = VGroup(*[fit_width(self.lens_cell(i, row, color), col_w - 0.2).move_to([xs[i], y - 0.2, 0])
+                             for i in range(3)])
+            y -= 0.5
+            return VGroup(name, cells)
+
+        key_rows = VGroup(*[table_row(self.key_name(k), "key", watch[tid]) for k, tid in keys])
+        final_row = table_row(token_label(final["piece"], theme, SMALL, color=theme.accent, source="vocab",
+                                          index=(final["id"],)), "the model's final guess", final, theme.accent)
+        table = VGroup(header, top_name, bars, rule, key_rows, final_row)
+
+        # below the table: the change's length and where it points
+        share = m["update_share"]
+        share_text = fmt_percent(share)
+        length = VGroup(label(f"head {H}'s ΔE is", theme, SMALL, color=theme.dim),
+                        label(share_text, theme, SMALL, mono=True,
+                              shown=Shown(share_text, share, "story_lens.share", kind="percent")),
+                        label("as long as E", theme, SMALL, color=theme.dim)).arrange(RIGHT, buff=0.12)
+        pointing = VGroup(label("its cosine with the embedding of", theme, SMALL, color=theme.dim))
+        for k, tid in keys:
+            pointing.add(VGroup(self.key_name(k),
+                                number(cos_of[tid]["cosine"], theme, "story_lens.cos", (tid,), scale=0.2)
+                                ).arrange(RIGHT, buff=0.1))
+        pointing.add(label("· most tokens:", theme, SMALL, color=theme.dim),
+                     number(cos["p05"], theme, "story_lens.cos_p05", scale=0.2),
+                     label("to", theme, SMALL, color=theme.dim),
+                     number(cos["p95"], theme, "story_lens.cos_p95", scale=0.2))
+        pointing.arrange(RIGHT, buff=0.15)
+        notes = VGroup(length, pointing).arrange(DOWN, aligned_edge=LEFT, buff=0.2)
+        notes.next_to([0.2, y - 0.1, 0], DOWN, buff=0).align_to([0.2, 0, 0], LEFT)
+
+        chip = TokenStrip(trace.pieces, trace.tokens, theme, positions=[q], size=SMALL)
+        intro = VGroup(label("the vector of", theme, SMALL, color=theme.dim), chip,
+                       label("read through the final norm and the unembedding (the logit lens)", theme, SMALL,
+                             color=theme.dim)).arrange(RIGHT, buff=0.15)
+        layout = VGroup(intro, VGroup(table, notes)).arrange(DOWN, buff=0.3)
+        fit_width(layout, config.frame_width - 0.8)
+        fit_height(layout, self.stage_top() + config.frame_height / 2 - 0.8)
+        layout.next_to([0, self.stage_top(), 0], DOWN, buff=0.1).set_x(0)
+
+        tok, pct, cnt = self.piece(q), narration.spoken_percent, narration.spoken_count
+        self.say(f"What does the new vector of {tok} mean? We can read it the way the model reads its last vector: "
+                 "through the final norm and the unembedding. This reading is called the logit lens.")
+        self.play(FadeIn(intro), FadeIn(header), run_time=1)
+        tops = [m["stages"][name][0] for name in STAGES]
+        self.say(f"Before layer {L}, {tok} reads as {self.word(tops[0]['piece'])}, at {pct(tops[0]['probability'])}. "
+                 f"With head {H}'s change added: {self.word(tops[1]['piece'])}, at {pct(tops[1]['probability'])}. "
+                 f"After the whole layer: {self.word(tops[2]['piece'])}, at {pct(tops[2]['probability'])}.")
+        self.play(FadeIn(top_name), LaggedStart(*[FadeIn(b) for b in bars], lag_ratio=0.3), run_time=1.5)
+        ranks = [final[f"{name}_rank"] for name in STAGES]
+        guess = self.word(final["piece"])
+        if ranks[2] == 1:
+            verdict = "After this layer the lens already agrees with the model."
+        elif min(ranks) <= 10:
+            verdict = "The lens is getting close to the model's answer."
+        elif L < cfg.n_layers // 2:
+            verdict = f"So this early reading says little: at layer {L} the lens is mostly noise."
+        else:
+            verdict = "So the lens does not match the model's answer yet."
+        self.say(f"The whole model, after all {cfg.n_layers} layers, predicts {guess} after {tok}. "
+                 f"Through the lens here, it ranks {cnt(ranks[0])}, then {cnt(ranks[1])}, then {cnt(ranks[2])}. "
+                 f"{verdict}")
+        self.play(FadeIn(rule), FadeIn(final_row), run_time=1)
+        self.say(self.keys_text(keys, watch, vocab))
+        self.play(LaggedStart(*[FadeIn(r) for r in key_rows], lag_ratio=0.3), run_time=1.2)
+        self.say(self.cosine_text(keys, cos_of, cos, share))
+        self.play(FadeIn(notes), run_time=1)
+
+    def keys_text(self, keys: list[tuple[int, int]], watch: dict, vocab: int) -> str:
+        """Do the story keys' tokens climb toward the top when the head's change is added? Said with ranks."""
+        tok, cnt = self.piece(self.query), narration.spoken_count
+        names = [self.piece(k) for k, _ in keys]
+        if [t for _, t in keys] == [self.trace.tokens[self.query]]:
+            ask = f"Here {tok} mostly attends to its own token. Does its reading move toward {names[0]}?"
+        else:
+            ask = f"Does {tok} move toward the {'token' if len(keys) == 1 else 'tokens'} it attends to, " \
+                  f"{spoken_list(names)}?"
+        moves = []
+        for (k, tid), name in zip(keys, names):
+            r = watch[tid]
+            moves.append(f"{name} goes from rank {cnt(r['before_rank'])} to {cnt(r['after_head_rank'])} with this head, "
+                         f"and {cnt(r['after_layer_rank'])} after the layer")
+        climbed = [watch[t]["after_head_rank"] < watch[t]["before_rank"] for _, t in keys]
+        near_top = [watch[t]["after_head_rank"] <= 10 for _, t in keys]
+        gained = [watch[t]["after_head_probability"] - watch[t]["before_probability"] >= 0.01 for _, t in keys]
+        one = len(keys) == 1
+        if any(c and (n or g) for c, n, g in zip(climbed, near_top, gained)):
+            verdict = "This head really pushes toward what it reads."
+        elif all(climbed):
+            verdict = ("It climbs, but stays far from the top. A tiny change: weak here." if one else
+                       "They climb, but stay far from the top. A tiny change: weak here.")
+        elif any(climbed):
+            up = [n for n, c in zip(names, climbed) if c]
+            down = [n for n, c in zip(names, climbed) if not c]
+            verdict = (f"{spoken_list(up)} {'climbs' if len(up) == 1 else 'climb'} a little, {spoken_list(down)} "
+                       f"{'falls' if len(down) == 1 else 'fall'}. A tiny, mixed change: weak here.")
+        else:
+            verdict = ("It does not climb. Through the lens, this head does not push toward it." if one else
+                       "None of them climbs. Through the lens, this head does not push toward them.")
+        return f"{ask} Out of {cnt(vocab)} tokens, {'. '.join(moves)}. {verdict}"
+
+    def cosine_text(self, keys: list[tuple[int, int]], cos_of: dict, cos: dict, share: float) -> str:
+        """The head's change: its length, and whether it points toward the keys' embeddings more than most tokens."""
+        num = narration.spoken_number
+        said = [f"{self.piece(k)} is {num(cos_of[t]['cosine'])}" if i == 0 else f"with {self.piece(k)}, {num(cos_of[t]['cosine'])}"
+                for i, (k, t) in enumerate(keys)]
+        length = (f"{narration.spoken_percent(share)} as long as the vector" if share < 0.995 else
+                  f"{num(share)} times as long as the vector")
+        stand = [self.piece(k) for k, t in keys if cos_of[t]["cosine"] > cos["p95"]]
+        if stand:
+            verdict = f"{spoken_list(stand)} {'stands' if len(stand) == 1 else 'stand'} out: the change points toward " \
+                      f"{'it' if len(stand) == 1 else 'them'} more than toward nineteen tokens in twenty."
+        else:
+            verdict = "No key stands out from the crowd." if len(keys) > 1 else "It does not stand out from the crowd."
+        return (f"Head {self.head}'s change is {length}. "
+                f"Its cosine with the embedding of {'; '.join(said)}. "
+                f"Most tokens score between {num(cos['p05'])} and {num(cos['p95'])}. {verdict}")
 
     def beat_every_column(self):
         trace, theme, cfg = self.trace, self.theme, self.trace.config

@@ -264,6 +264,10 @@ def truth(shown, scene):
         return float(values[idx[3]]) if src == "analogy.cosine" else token_pieces(enc, [int(top[idx[3]])])[0]
     if src.startswith("random_pairs."):
         return random_pairs(params.model)[src.split(".", 1)[1]]
+    if src.startswith("story_lens."):
+        return story_lens_truth(shown, scene)
+    if src == "lens.answer_rank":  # (layer,)
+        return banded_rank(shown, *lens_answer_logits(scene, idx[0]))
     if src.startswith(("attn.", "shape(W_")):
         from attention_truth import truth as attention_truth  # the attention scenes' sources
 
@@ -526,3 +530,119 @@ def check_shown(scene) -> int:
         else:
             raise AssertionError(f"unknown kind {shown.kind!r} for source {src!r}")
     return checked
+
+
+# --------------------------------------------------------------------------- the story token through the logit lens
+
+def _story_cells(scene) -> tuple:
+    """(layer, head, query) of the story: recomputed from the patterns unless a query or key was chosen by hand."""
+    p = scene.params
+    if getattr(p, "query", None) or getattr(p, "key", None):
+        c = scene.data.choice
+        return c.layer, c.head, c.query
+    L, H, _, q, _ = story_head(scene.trace, p.layer, p.head)
+    return L, H, q
+
+
+RANK_EPS = 1e-3  # logits closer than this may swap places between the model's float32 and these float64 sums
+
+
+def rank_band(logits: torch.Tensor, tid: int) -> tuple[int, int]:
+    """The ranks token `tid` may honestly get (1 = top): every token whose logit is within
+    RANK_EPS of its own may land on either side of it in float32."""
+    here = float(logits[tid])
+    return int((logits > here + RANK_EPS).sum()) + 1, int((logits > here - RANK_EPS).sum())
+
+
+def banded_rank(shown, logits: torch.Tensor, tid: int) -> int:
+    """The shown rank when it lies in the honest band, else the exact rank here (and the check fails)."""
+    low, high = rank_band(logits, tid)
+    return shown.value if low <= shown.value <= high else int((logits > logits[tid]).sum()) + 1
+
+
+def _rms_lens(model: str, vector: torch.Tensor, cfg) -> torch.Tensor:
+    """Probabilities of the logit lens, written out: the final norm by its formula (RMSNorm, or
+    LayerNorm with its bias), its weight, then the unembedding; float64."""
+    return _rms_lens_logits(model, vector, cfg).softmax(-1)
+
+
+def _rms_lens_logits(model: str, vector: torch.Tensor, cfg) -> torch.Tensor:
+    weights = dict(loaded(model).model.named_parameters())
+    x = vector.double()
+    if cfg.norm == "layernorm":
+        x = x - x.mean()
+    x = x / (x.pow(2).mean() + cfg.norm_eps).sqrt() * weights["ln_final.w"].detach().double()
+    if "ln_final.b" in weights:
+        x = x + weights["ln_final.b"].detach().double()
+    logits = x @ loaded(model).model.weight("unembed.W_U").detach().double()
+    if "unembed.b_U" in weights:
+        logits = logits + weights["unembed.b_U"].detach().double()
+    return logits
+
+
+_STORY_LENS: dict = {}
+
+
+def story_lens(scene) -> dict:
+    """The story token's vector at the three stages the values scene reads (before the layer, plus
+    the head's own output rebuilt from hook_z and W_O, after the layer), through `_rms_lens`;
+    the head's output and the vector it is added to."""
+    trace, model = scene.trace, scene.params.model
+    key = (model, trace.hash, getattr(scene.params, "query", None), getattr(scene.params, "key", None),
+           scene.params.layer, scene.params.head)
+    if key not in _STORY_LENS:
+        L, H, q = _story_cells(scene)
+        before = trace[f"blocks.{L}.hook_resid_pre"][q].double()
+        W_O = loaded(model).model.weight(f"blocks.{L}.attn.W_O")[H].detach().double()  # [d_head, d_model]
+        update = trace[f"blocks.{L}.attn.hook_z"][q, H].double() @ W_O
+        vectors = [before, before + update, trace[f"blocks.{L}.hook_resid_post"][q].double()]
+        logits = [_rms_lens_logits(model, v, trace.config) for v in vectors]
+        _STORY_LENS[key] = {"logits": logits, "probs": [x.softmax(-1) for x in logits], "update": update,
+                            "before": before}
+    return _STORY_LENS[key]
+
+
+def story_lens_truth(shown, scene):
+    """Sources "story_lens.*" (values scene): stage 0 before the layer, 1 plus the head's change, 2 after the layer."""
+    import numpy as np
+
+    from model.tokenizer import token_pieces
+
+    src, idx = shown.source, shown.index
+    lens = story_lens(scene)
+    if src == "story_lens.p":  # (stage, token id[, rank])
+        return float(lens["probs"][idx[0]][idx[1]])
+    if src == "story_lens.piece":  # (stage, token id, rank): that token is the rank-th guess at that stage
+        low, high = rank_band(lens["logits"][idx[0]], idx[1])
+        assert low <= idx[2] + 1 <= high, (shown, lens["logits"][idx[0]].topk(idx[2] + 1))
+        return token_pieces(loaded(scene.params.model).encoding, [idx[1]])[0]
+    if src == "story_lens.rank":  # (stage, token id): 1 = the top guess
+        return banded_rank(shown, lens["logits"][idx[0]], idx[1])
+    if src == "story_lens.share":
+        return float(lens["update"].norm() / lens["before"].norm())
+    W_E = embeddings(scene.params.model).double()
+    u = lens["update"]
+    cosines = (W_E @ u / (W_E.norm(dim=1) * u.norm())).numpy()
+    if src == "story_lens.cos":  # (token id,)
+        return float(cosines[idx[0]])
+    if src in ("story_lens.cos_p05", "story_lens.cos_p95"):
+        return float(np.percentile(cosines, 5 if src.endswith("05") else 95))
+    raise KeyError(f"test does not know source {src!r}")
+
+
+_ANSWER_LOGITS: dict = {}
+
+
+def lens_answer_logits(scene, layer: int) -> tuple[torch.Tensor, int]:
+    """The logit lens after `layer` at the last position (logits, float64) and the final answer's id."""
+    key = (scene.params.model, scene.trace.hash, layer)
+    if key not in _ANSWER_LOGITS:
+        logits = _rms_lens_logits(scene.params.model, scene.trace[f"blocks.{layer}.hook_resid_post"][-1],
+                                  scene.trace.config)
+        _ANSWER_LOGITS[key] = (logits, int(scene.trace["logits"][-1].argmax()))
+    return _ANSWER_LOGITS[key]
+
+
+def lens_answer_rank(scene, layer: int) -> tuple[int, int]:
+    """The band of ranks (see rank_band) the final answer may honestly get in the logit lens after `layer`."""
+    return rank_band(*lens_answer_logits(scene, layer))
