@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 
 from model.cache import cached
@@ -168,21 +169,21 @@ def _story(pattern: torch.Tensor, spans: list[tuple[int, int]]) -> tuple[float, 
     tokens of the two words just before w, provided each of those two words gets at least
     MIN_SECOND_WORD. The first token (an attention sink in most models) never counts.
     """
-    best = (-1.0, -1, ())
-    for w in range(2, len(spans)):
-        q = spans[w][1] - 1
-        word_weights = []
-        keys: list[int] = []
-        for s in (spans[w - 2], spans[w - 1]):
-            ks = [k for k in range(s[0], s[1]) if k != 0]
-            keys += ks
-            word_weights.append(float(pattern[q, ks].sum()) if ks else 0.0)
-        if min(word_weights) < MIN_SECOND_WORD:
-            continue
-        score = sum(word_weights)
-        if score > best[0]:
-            best = (score, q, tuple(keys))
-    return best
+    # numpy, not torch: a few small array operations, where torch's thread start-up costs more
+    P = pattern.detach().float().numpy().astype(np.float64)  # [q_pos, k_pos]
+    P[:, 0] = 0.0  # the first token never counts
+    running = np.pad(P.cumsum(1), ((0, 0), (1, 0)))  # [q_pos, k_pos + 1]: attention to the keys before k
+    starts = np.array([s[0] for s in spans])  # [words]
+    ends = np.array([s[1] for s in spans])  # [words]
+    q = ends[2:] - 1  # [words - 2]: each word's last token asks
+    two_back = running[q, ends[:-2]] - running[q, starts[:-2]]  # [words - 2]: attention to word w - 2
+    one_back = running[q, ends[1:-1]] - running[q, starts[1:-1]]  # [words - 2]: attention to word w - 1
+    score = np.where(np.minimum(two_back, one_back) >= MIN_SECOND_WORD, two_back + one_back, -1.0)
+    w = int(score.argmax())  # the first of equal bests
+    if score[w] < 0:
+        return (-1.0, -1, ())
+    keys = tuple(k for s in (spans[w], spans[w + 1]) for k in range(s[0], s[1]) if k != 0)
+    return float(score[w]), int(q[w]), keys
 
 
 def _fallback(pattern: torch.Tensor) -> tuple[float, int, tuple[int, ...]]:

@@ -104,6 +104,9 @@ class Workers:
         env = {**os.environ, **job.env, "MT_STILLS": str(stills), "MT_PROGRESS": str(self.progress_file(job)),
                "MT_NARRATION": str(narration),
                "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        # the cores shared out between the workers: torch's thread pool spinning on a busy core
+        # makes its small operations many times slower
+        env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // self.jobs)))
         log = self.work / f"{job.stem}.log"
         with open(log, "w", encoding="utf-8") as out:
             with self.lock:

@@ -15,6 +15,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     import torch
 
     torch.set_num_threads(1)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # and the renders it starts share the cores with the other worker
 
 DEFAULT_PROMPT = "The fluffy blue creature roamed the verdant forest"
 
