@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from model.cache import cached
@@ -44,24 +45,25 @@ def head_behaviours(trace: Trace, layer: int) -> list[dict]:
     The label is the largest positional score if it reaches WEAK, else "broad" if broad >= BROAD,
     else "content". Prompts of one token have no query to measure: every head is "self", weak.
     """
-    pattern = trace[f"blocks.{layer}.attn.hook_pattern"].double()  # [head, query, key]
+    # numpy over whole arrays: a Python loop over queries and keys took seconds at 256 tokens
+    pattern = trace[f"blocks.{layer}.attn.hook_pattern"].detach().double().numpy()  # [head, query, key]
     n_heads, n = pattern.shape[0], pattern.shape[1]
+    q = np.arange(1, n)  # [n - 1]: the queries measured
+    P = pattern[:, 1:, :]  # [head, n - 1, key]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        nats = np.where(np.arange(n)[None, :] <= q[:, None], -P * np.log(np.clip(P, 1e-12, None)), 0.0).sum(-1)  # [head, n - 1]
+    keys = np.arange(n)[None, :]  # [1, key]
+    others = (keys >= 1) & (keys <= q[:, None] - 2)  # [n - 1, key]: neither the first, the previous nor itself
     out = []
     for h in range(n_heads):
         if n < 2:
             out.append({"head": h, "label": "self", "score": 1.0, "strength": "weak", "scores": {}})
             continue
-        rows = range(1, n)
-        prev = sum(float(pattern[h, q, q - 1]) for q in rows) / (n - 1)
-        first = sum(float(pattern[h, q, 0]) for q in rows) / (n - 1)
-        self_ = sum(float(pattern[h, q, q]) for q in rows) / (n - 1)
-        entropy = sum(float(-(p := pattern[h, q, : q + 1].clamp_min(1e-12)).mul(p.log()).sum()) / math.log(q + 1)
-                      for q in rows) / (n - 1)
-        content = 0.0
-        for q in rows:
-            others = [k for k in range(q + 1) if k not in (0, q - 1, q)]
-            content += max((float(pattern[h, q, k]) for k in others), default=0.0)
-        content /= n - 1
+        prev = float(P[h, q - 1, q - 1].mean())
+        first = float(P[h, :, 0].mean())
+        self_ = float(P[h, q - 1, q].mean())
+        entropy = float((nats[h] / np.log(q + 1)).mean())
+        content = float(np.where(others, P[h], -np.inf).max(-1).clip(0.0, None).mean())  # no other key: 0
         scores = {"previous": prev, "first": first, "self": self_, "broad": entropy, "content": content}
         label, score = max((("previous", prev), ("first", first), ("self", self_)), key=lambda kv: kv[1])
         if score < WEAK:
