@@ -189,7 +189,7 @@ class Layers(TransformerScene):
         else:
             said.append(f"It starts at rank {cnt(ranks[0])}. It first enters the top {TOP_FEW} at layer {few}, "
                         f"with {pct(self.rows[few]['answer_probability'])}.")
-        if top is not None and top > 0:
+        if top is not None and 0 < top < self.settled:  # top == settled: the next sentence says that layer
             said.append(f"It first becomes the top token at layer {top}, "
                         f"with {pct(self.rows[top]['answer_probability'])}.")
         if top is not None and top < self.settled:

@@ -37,6 +37,11 @@ def spoken_list(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
+def sentence(text: str) -> str:
+    """A sentence that starts with a token's name ("byte piece 4 climbs") starts with a capital."""
+    return text[:1].upper() + text[1:]
+
+
 class Values(AttentionScene):
     title_text = "Values: what attention adds"
     beats = ("beat_values", "beat_weighted_sum", "beat_update", "beat_meaning", "beat_every_column")
@@ -228,10 +233,10 @@ class Values(AttentionScene):
             y -= 0.5
             return VGroup(name, cells)
 
-        key_rows = VGroup(*[table_row(self.key_name(k), "key", watch[tid]) for k, tid in keys])
         final_row = table_row(token_label(final["piece"], theme, SMALL, color=theme.accent, source="vocab",
                                           index=(final["id"],)), "the model's final guess", final, theme.accent)
-        table = VGroup(header, top_name, bars, rule, key_rows, final_row)
+        key_rows = VGroup(*[table_row(self.key_name(k), "key", watch[tid]) for k, tid in keys])
+        table = VGroup(header, top_name, bars, rule, final_row, key_rows)
 
         # below the table: the change's length and where it points
         share = m["update_share"]
@@ -276,7 +281,7 @@ class Values(AttentionScene):
         if ranks[2] == 1:
             verdict = "After this layer the lens already agrees with the model."
         elif min(ranks) <= 10:
-            verdict = "The lens is getting close to the model's answer."
+            verdict = "So the lens already has it among its top ten."
         elif L < cfg.n_layers // 2:
             verdict = f"So this early reading says little: at layer {L} the lens is mostly noise."
         else:
@@ -320,8 +325,10 @@ class Values(AttentionScene):
                        f"{'falls' if len(down) == 1 else 'fall'}. A tiny, mixed change: weak here.")
         else:
             verdict = ("It does not climb. Through the lens, this head does not push toward it." if one else
-                       "None of them climbs. Through the lens, this head does not push toward them.")
-        return f"{ask} Out of {cnt(vocab)} tokens, {'. '.join(moves)}. {verdict}"
+                       f"{'Neither' if len(keys) == 2 else 'None of them'} climbs. "
+                       "Through the lens, this head does not push toward them.")
+        return f"{ask} Out of {cnt(vocab)} tokens, {'. '.join([moves[0]] + [sentence(m) for m in moves[1:]])}. " \
+               f"{sentence(verdict)}"
 
     def cosine_text(self, keys: list[tuple[int, int]], cos_of: dict, cos: dict, share: float) -> str:
         """The head's change: its length, and whether it points toward the keys' embeddings more than most tokens."""
@@ -332,10 +339,13 @@ class Values(AttentionScene):
                   f"{num(share)} times as long as the vector")
         stand = [self.piece(k) for k, t in keys if cos_of[t]["cosine"] > cos["p95"]]
         if stand:
-            verdict = f"{spoken_list(stand)} {'stands' if len(stand) == 1 else 'stand'} out: the change points toward " \
+            verdict = f"{sentence(spoken_list(stand))} {'stands' if len(stand) == 1 else 'stand'} out: the change points toward " \
                       f"{'it' if len(stand) == 1 else 'them'} more than toward nineteen tokens in twenty."
         else:
             verdict = "No key stands out from the crowd." if len(keys) > 1 else "It does not stand out from the crowd."
+        away = [self.piece(k) for k, t in keys if cos_of[t]["cosine"] < cos["p05"]]
+        if away:
+            verdict += f" The change even points away from {spoken_list(away)}, more than from nineteen tokens in twenty."
         return (f"Head {self.head}'s change is {length}. "
                 f"Its cosine with the embedding of {'; '.join(said)}. "
                 f"Most tokens score between {num(cos['p05'])} and {num(cos['p95'])}. {verdict}")
