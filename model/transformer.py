@@ -1,6 +1,12 @@
-"""One readable decoder-only transformer for the GPT-2 and Llama families.
+"""One readable decoder-only transformer for the GPT-2, Llama and Gemma 3 families.
 
 Read it top to bottom: Norm -> Attention -> MLP -> Block -> Transformer.
+
+Gemma 3 adds five things, each one branch below, switched on by the config (never the name):
+embeddings scaled by sqrt(d_model), queries and keys RMS-normalised per head (QK-norm), a
+second norm on each sub-layer's output before it is added ("sandwich" norms), a sliding window
+on most layers (a query sees only the last few hundred tokens), and a different rotary base on
+those local layers.
 
 The model works on one sequence at a time (no batch dimension), which keeps every shape
 in the comments short:
@@ -43,16 +49,20 @@ def parameter(*shape: int) -> nn.Parameter:
 
 
 class Norm(nn.Module):
-    """LayerNorm (GPT-2: centre, scale, bias) or RMSNorm (Llama: scale only)."""
+    """LayerNorm (GPT-2: centre, scale, bias) or RMSNorm (Llama, Gemma: scale only).
 
-    def __init__(self, cfg: ModelConfig, name: str):
+    It normalises the last dimension: d_model for the residual stream, d_head for Gemma's
+    per-head query and key norms (width=d_head)."""
+
+    def __init__(self, cfg: ModelConfig, name: str, width: int | None = None):
         super().__init__()
         self.cfg, self.name = cfg, name
-        self.w = nn.Parameter(torch.ones(cfg.d_model))
-        self.b = parameter(cfg.d_model) if cfg.norm == "layernorm" else None
+        width = width or cfg.d_model
+        self.w = nn.Parameter(torch.ones(width))
+        self.b = parameter(width) if cfg.norm == "layernorm" else None
 
     def forward(self, x: torch.Tensor, cache: Cache = None) -> torch.Tensor:
-        # x: [pos, d_model]
+        # x: [pos, d_model] (or [pos, heads, d_head] for QK-norm)
         if self.cfg.norm == "layernorm":
             x = x - x.mean(-1, keepdim=True)
         scale = record(cache, f"{self.name}.hook_scale", (x.pow(2).mean(-1, keepdim=True) + self.cfg.norm_eps).sqrt())  # [pos, 1]
@@ -61,14 +71,16 @@ class Norm(nn.Module):
         return x if self.b is None else x + self.b  # what the next sub-layer reads
 
 
-@functools.lru_cache(maxsize=16)  # the same for every layer: compute once per (length, device)
-def rotary_angles(cfg: ModelConfig, n_pos: int, device=None) -> torch.Tensor:
+@functools.lru_cache(maxsize=16)  # the same for every layer: compute once per (length, device, base)
+def rotary_angles(cfg: ModelConfig, n_pos: int, device=None, base: float | None = None) -> torch.Tensor:
     """Angle by which position p turns the pair (2i, 2i+1) of a query or key: p * base^(-2i/d_head).
 
+    base: the layer's rotary base, cfg.rope_base_for(layer); cfg.rope_base when not given.
     Returns [pos, d_head // 2].
     """
+    base = cfg.rope_base if base is None else base
     i = torch.arange(0, cfg.d_head, 2, device=device, dtype=torch.float32)  # [d_head/2]
-    frequency = cfg.rope_base ** (-i / cfg.d_head)  # [d_head/2]
+    frequency = base ** (-i / cfg.d_head)  # [d_head/2]
     positions = torch.arange(n_pos, device=device, dtype=torch.float32)  # [pos]
     return positions[:, None] * frequency[None, :]
 
@@ -88,6 +100,15 @@ def rotate_pairs(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
 def future_mask(n_pos: int, device=None) -> torch.Tensor:
     """[q_pos, k_pos] True where the key comes after the query: a token may not look ahead."""
     return torch.ones(n_pos, n_pos, dtype=torch.bool, device=device).triu(1)
+
+
+@functools.lru_cache(maxsize=16)
+def outside_window(n_pos: int, window: int, device=None) -> torch.Tensor:
+    """[q_pos, k_pos] True where the key is `window` or more tokens before the query: a local
+    layer's query sees itself and the window - 1 tokens before it, no further back."""
+    q = torch.arange(n_pos, device=device)[:, None]
+    k = torch.arange(n_pos, device=device)[None, :]
+    return q - k >= window
 
 
 class KVCache:
@@ -114,11 +135,16 @@ class KVCache:
 
 
 class Attention(nn.Module):
-    """Causal multi-head attention, with grouped-query sharing of keys and values."""
+    """Causal multi-head attention, with grouped-query sharing of keys and values.
 
-    def __init__(self, cfg: ModelConfig, name: str):
+    Gemma 3: queries and keys are RMS-normalised per head before RoPE (QK-norm), and a local
+    layer masks keys outside its sliding window and turns q and k with its own rotary base."""
+
+    def __init__(self, cfg: ModelConfig, name: str, layer: int = 0):
         super().__init__()
         self.cfg, self.name = cfg, name
+        self.local = cfg.is_local(layer)  # sliding-window layer?
+        self.rope_base = cfg.rope_base_for(layer)
         H, K, D, E = cfg.n_heads, cfg.n_kv_heads, cfg.d_model, cfg.d_head
         self.W_Q, self.W_K, self.W_V = parameter(H, D, E), parameter(K, D, E), parameter(K, D, E)
         self.W_O = parameter(H, E, D)
@@ -127,6 +153,8 @@ class Attention(nn.Module):
         self.b_K = parameter(K, E) if biased else None
         self.b_V = parameter(K, E) if biased else None
         self.b_O = parameter(D) if biased else None
+        self.q_norm = Norm(cfg, f"{name}.q_norm", width=E) if cfg.qk_norm else None
+        self.k_norm = Norm(cfg, f"{name}.k_norm", width=E) if cfg.qk_norm else None
 
     @staticmethod
     def project(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
@@ -141,9 +169,12 @@ class Attention(nn.Module):
         q = record(cache, n + "q", self.project(x, self.W_Q, self.b_Q))  # [pos, n_heads, d_head]
         k = record(cache, n + "k", self.project(x, self.W_K, self.b_K))  # [pos, n_kv, d_head]
         v = record(cache, n + "v", self.project(x, self.W_V, self.b_V))  # [pos, n_kv, d_head]
+        if self.q_norm is not None:  # QK-norm: each head's query and key scaled to RMS 1, times the norm's weight
+            q = record(cache, n + "q_normed", self.q_norm(q, cache))  # [pos, n_heads, d_head], what RoPE turns
+            k = record(cache, n + "k_normed", self.k_norm(k, cache))  # [pos, n_kv, d_head]
 
         if self.cfg.positional == "rotary":  # position enters here, by turning q and k
-            angles = rotary_angles(self.cfg, offset + x.shape[0], x.device)[offset:]
+            angles = rotary_angles(self.cfg, offset + x.shape[0], x.device, self.rope_base)[offset:]
             q = record(cache, n + "rot_q", rotate_pairs(q, angles))  # [pos, n_heads, d_head]
             k = record(cache, n + "rot_k", rotate_pairs(k, angles))  # [pos, n_kv, d_head]
         if past is not None:
@@ -153,9 +184,12 @@ class Attention(nn.Module):
         k = k.repeat_interleave(self.cfg.heads_per_kv, dim=1)  # [k_pos, n_heads, d_head]
         v = v.repeat_interleave(self.cfg.heads_per_kv, dim=1)  # [k_pos, n_heads, d_head]
 
-        scores = q.transpose(0, 1) @ k.permute(1, 2, 0) / math.sqrt(self.cfg.d_head)  # [n_heads, pos, k_pos]: q . k
-        future = future_mask(offset + x.shape[0], x.device)[offset:]  # rows of the new queries
-        scores = record(cache, n + "attn_scores", scores.masked_fill(future, float("-inf")))
+        scale_dim = self.cfg.query_pre_attn_scalar or self.cfg.d_head  # Gemma names the divisor's square
+        scores = q.transpose(0, 1) @ k.permute(1, 2, 0) / math.sqrt(scale_dim)  # [n_heads, pos, k_pos]: q . k
+        hidden = future_mask(offset + x.shape[0], x.device)[offset:]  # rows of the new queries
+        if self.local:  # sliding window: keys too far back are hidden as well
+            hidden = hidden | outside_window(offset + x.shape[0], self.cfg.sliding_window, x.device)[offset:]
+        scores = record(cache, n + "attn_scores", scores.masked_fill(hidden, float("-inf")))
         pattern = record(cache, n + "pattern", scores.softmax(dim=-1))  # rows sum to 1
 
         z = record(cache, n + "z", (pattern @ v.transpose(0, 1)).transpose(0, 1))  # [pos, n_heads, d_head]: weighted sum of values
@@ -167,6 +201,7 @@ class Attention(nn.Module):
 ACTIVATIONS = {
     "silu": F.silu,
     "gelu_new": lambda x: F.gelu(x, approximate="tanh"),  # GPT-2's tanh approximation
+    "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),  # the same curve, under Gemma's name (GeGLU's gate)
     "gelu": F.gelu,
 }
 
@@ -176,7 +211,7 @@ def activation(cfg: ModelConfig, x: torch.Tensor) -> torch.Tensor:
 
 
 class MLP(nn.Module):
-    """GPT-2: W_out(gelu(W_in x)). Llama: W_out(silu(W_gate x) * W_in x).
+    """GPT-2: W_out(gelu(W_in x)). Llama: W_out(silu(W_gate x) * W_in x). Gemma: the same with gelu_tanh (GeGLU).
 
     Hooks as TransformerLens records them: hook_pre is what the nonlinearity reads (W_in x on
     GPT-2, the gate W_gate x on Llama); a gated MLP's up-projection W_in x is hook_pre_linear.
@@ -207,21 +242,31 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    """x + attention(norm(x)), then + mlp(norm(x)): each sub-layer adds to the residual stream."""
+    """x + attention(norm(x)), then + mlp(norm(x)): each sub-layer adds to the residual stream.
+
+    With sandwich norms (Gemma) each sub-layer's output is normalised once more (ln1_post,
+    ln2_post) before it is added; hook_attn_out / hook_mlp_out are then after that norm, as
+    in TransformerLens: what the residual stream receives."""
 
     def __init__(self, cfg: ModelConfig, layer: int):
         super().__init__()
         self.name = f"blocks.{layer}"
-        self.ln1, self.attn = Norm(cfg, f"{self.name}.ln1"), Attention(cfg, f"{self.name}.attn")
+        self.ln1, self.attn = Norm(cfg, f"{self.name}.ln1"), Attention(cfg, f"{self.name}.attn", layer)
         self.ln2, self.mlp = Norm(cfg, f"{self.name}.ln2"), MLP(cfg, f"{self.name}.mlp")
+        self.ln1_post = Norm(cfg, f"{self.name}.ln1_post") if cfg.post_norms else None
+        self.ln2_post = Norm(cfg, f"{self.name}.ln2_post") if cfg.post_norms else None
 
     def forward(self, x: torch.Tensor, cache: Cache = None, past: KVCache | None = None) -> torch.Tensor:
         n = f"{self.name}.hook_"
         record(cache, n + "resid_pre", x)  # [pos, d_model]
-        attn_out = record(cache, n + "attn_out", self.attn(self.ln1(x, cache), cache, past))
-        x = record(cache, n + "resid_mid", x + attn_out)
-        mlp_out = record(cache, n + "mlp_out", self.mlp(self.ln2(x, cache), cache))
-        return record(cache, n + "resid_post", x + mlp_out)
+        attn_out = self.attn(self.ln1(x, cache), cache, past)  # [pos, d_model]
+        if self.ln1_post is not None:  # sandwich: normalise the attention's output before adding it
+            attn_out = self.ln1_post(attn_out, cache)
+        x = record(cache, n + "resid_mid", x + record(cache, n + "attn_out", attn_out))
+        mlp_out = self.mlp(self.ln2(x, cache), cache)  # [pos, d_model]
+        if self.ln2_post is not None:  # sandwich: the MLP's output too
+            mlp_out = self.ln2_post(mlp_out, cache)
+        return record(cache, n + "resid_post", x + record(cache, n + "mlp_out", mlp_out))
 
 
 class Embed(nn.Module):
@@ -265,7 +310,10 @@ class Transformer(nn.Module):
         cache: a dict to record every intermediate into. past: a KVCache holding the keys and
         values of earlier tokens; `tokens` then continue that sequence, and past is extended.
         """
-        x = record(cache, "hook_embed", self.embed.W_E[tokens])  # [pos, d_model]
+        x = self.embed.W_E[tokens]  # [pos, d_model]
+        if self.cfg.embed_scale != 1.0:  # Gemma: the row times sqrt(d_model); hook_embed is after the scale
+            x = x * self.cfg.embed_scale
+        x = record(cache, "hook_embed", x)
         if self.pos_embed is not None:
             start = past.length() if past is not None else 0
             positions = torch.arange(start, start + tokens.shape[0], device=tokens.device)
