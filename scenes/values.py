@@ -313,7 +313,9 @@ class Values(AttentionScene):
         near_top = [watch[t]["after_head_rank"] <= 10 for _, t in keys]
         gained = [watch[t]["after_head_probability"] - watch[t]["before_probability"] >= 0.01 for _, t in keys]
         one = len(keys) == 1
-        if any(c and (n or g) for c, n, g in zip(climbed, near_top, gained)):
+        if all(watch[t]["before_rank"] == 1 == watch[t]["after_head_rank"] for _, t in keys):
+            verdict = "It is the top guess already, and the head's change keeps it there."
+        elif any(c and (n or g) for c, n, g in zip(climbed, near_top, gained)):
             verdict = "This head really pushes toward what it reads."
         elif all(climbed):
             verdict = ("It climbs, but stays far from the top. A tiny change: weak here." if one else
