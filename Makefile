@@ -32,7 +32,7 @@ render: setup
 	$(PY) render.py render all --quality low
 
 test: setup
-	$(PY) -m pytest -n 2 -q
+	$(PY) -m pytest -n 2 --dist worksteal -q
 
 # About an hour on 2 cores; each script rewrites its own section of bench/RESULTS.md.
 bench: setup

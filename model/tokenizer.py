@@ -23,6 +23,7 @@ import functools
 import heapq
 import importlib.util
 import json
+import unicodedata
 from pathlib import Path
 
 import tiktoken
@@ -299,3 +300,16 @@ class GemmaTokenizer:
 @functools.lru_cache(maxsize=4)
 def gemma_tokenizer(name: str, tokens: tuple[str, ...], token_types: tuple[int, ...], bos: int | None) -> GemmaTokenizer:
     return GemmaTokenizer(name, list(tokens), list(token_types), bos)
+
+
+def check_prompt(prompt: str) -> str:
+    """The prompt as given, or a UserError for what no tokenizer should see (here, not in
+    model/trace.py, so the command line checks it before importing torch)."""
+    if not prompt or not prompt.strip():
+        raise UserError("the prompt is empty: give some text, e.g. \"The capital of France is\"")
+    if any(unicodedata.category(c) == "Cs" for c in prompt):  # undecodable bytes in a command-line argument
+        raise UserError("the prompt is not valid UTF-8 text; check the terminal's or file's encoding")
+    bad = [c for c in prompt if unicodedata.category(c) == "Cc" and c not in "\n\t"]
+    if bad:
+        raise UserError(f"the prompt contains a control character (U+{ord(bad[0]):04X}); remove it")
+    return prompt

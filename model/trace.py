@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import functools
 import json
-import unicodedata
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -62,7 +61,7 @@ from .config import ModelConfig
 from .errors import UserError
 from .cache import atomic_path, atomic_write_text, cache_dir, code_version, computing, sha256_file, sha256_text
 from .loading import DEFAULT_MODEL, LoadedModel, load, resolve
-from .tokenizer import token_pieces, unencodable
+from .tokenizer import check_prompt, token_pieces, unencodable  # noqa: F401 (check_prompt: also imported from here)
 
 TRACE_FORMAT = "1"
 MAX_PROMPT_TOKENS = 256  # the most this tool traces and draws, whatever the model's context
@@ -132,17 +131,6 @@ def meta_checksum(meta: dict) -> str:
     an edited cached trace can never put made-up tokens on screen."""
     body = {k: v for k, v in meta.items() if k != "meta_sha256"}
     return sha256_text(json.dumps(body, sort_keys=True, ensure_ascii=False))
-
-
-def check_prompt(prompt: str) -> str:
-    if not prompt or not prompt.strip():
-        raise UserError("the prompt is empty: give some text, e.g. \"The capital of France is\"")
-    if any(unicodedata.category(c) == "Cs" for c in prompt):  # undecodable bytes in a command-line argument
-        raise UserError("the prompt is not valid UTF-8 text; check the terminal's or file's encoding")
-    bad = [c for c in prompt if unicodedata.category(c) == "Cc" and c not in "\n\t"]
-    if bad:
-        raise UserError(f"the prompt contains a control character (U+{ord(bad[0]):04X}); remove it")
-    return prompt
 
 
 def encode_prompt(loaded: LoadedModel, prompt: str) -> list[int]:

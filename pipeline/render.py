@@ -67,7 +67,7 @@ def resolve_scene_names(requested: list[str]) -> list[str]:
 
 def scene_params(prompt: str, model: str, device: str, layer, head, theme: str, seed: int, analogy: str,
                  voice: str = "joe", speed="1", burn_captions: bool = False, query=None, key=None):
-    from model.trace import check_prompt
+    from model.tokenizer import check_prompt
     from scenes.parts.params import Params, parse_analogy, parse_choice
     from scenes.parts.voice import parse_speed, parse_voice
 

@@ -32,3 +32,46 @@ def default_trace(smollm2):
     from model.trace import get_trace
 
     return get_trace(DEFAULT_PROMPT, loaded=smollm2)
+
+
+# --------------------------------------------------------------------------- scheduling
+# `make test` runs `pytest -n 2 --dist worksteal`: each worker starts with half of the list, and an
+# idle worker takes tests from the end of the other's. So the longest tests are dealt out first,
+# one to each half in turn, and the rest keep their file order (tests sharing a build stay
+# together) to balance the end. Seconds from a `--durations=0` run on two cores; a stale number
+# only costs balance, never correctness.
+LONGEST = {
+    "tests/test_scenes_render.py::test_render_all_scenes[default]": 250,
+    "tests/test_determinism.py::test_renders_are_identical_across_runs_and_jobs": 110,
+    "tests/test_reliability.py::test_bad_input_case[mixed-prompt-renders]": 100,
+    "tests/test_scenes_render.py::test_render_all_scenes[tricky]": 60,
+    "tests/test_atomic.py::test_sigint_at_publish_leaves_the_earlier_render_untouched": 90,
+    "tests/test_pipeline_render.py::test_every_format_and_sections": 85,
+    "tests/test_pipeline_render.py::test_lecture_writes_every_output": 60,
+    "tests/test_pipeline_render.py::test_narration_that_cannot_be_synthesized_fails_that_scene_only": 60,
+    "tests/test_pipeline_render.py::test_killed_render_keeps_the_earlier_file": 55,
+    "tests/test_promises.py::test_plain_manim_route": 50,
+    "tests/test_one_sampler.py::test_overview_and_prediction_sample_the_same_text": 45,
+    "tests/test_reliability.py::test_two_renders_into_the_same_out": 42,
+    "tests/test_scenes_attention.py::test_render_at_the_length_limit": 42,
+    "tests/test_promises.py::test_render_with_user_gguf": 41,
+    "tests/test_atomic.py::test_sigkill_at_publish_never_leaves_a_partial_published_file": 39,
+    "tests/test_pipeline_render.py::test_failed_scene_does_not_stop_the_others": 36,
+    "tests/test_model_orthogonality.py::test_where_the_slack_starts_to_pay": 32,
+}
+HEAVY = 30  # seconds: dealt out first
+
+
+def expected_seconds(item) -> float:
+    for name, seconds in LONGEST.items():
+        if item.nodeid.startswith(name):
+            return seconds
+    return HEAVY if "longest" in item.nodeid else 1  # layout builds at the token limit
+
+
+def pytest_collection_modifyitems(config, items):
+    heavy = sorted((i for i in items if expected_seconds(i) >= HEAVY), key=expected_seconds, reverse=True)
+    light = [i for i in items if expected_seconds(i) < HEAVY]
+    first, second = heavy[0::2], heavy[1::2]
+    k = max(0, len(items) // 2 - len(first))  # the first worker's half: `first`, then the first k light tests
+    items[:] = first + light[:k] + second + light[k:]

@@ -22,24 +22,33 @@ def cli(*args, **kw):
     return subprocess.run([sys.executable, str(ROOT / "render.py"), *args], capture_output=True, text=True, cwd=ROOT, timeout=900, **kw)
 
 
-@pytest.fixture(scope="module")
-def lecture_out(tmp_path_factory):
-    out = tmp_path_factory.mktemp("lecture")
-    result = cli("lecture", str(ROOT / "assets" / "lectures" / "intro.toml"), "--out", str(out), "--jobs", "2", *FAST)
+LECTURE = """title = "Two prompts, three clips"
+[defaults]
+prompt = "The fluffy blue creature roamed the verdant forest"
+quality = "low"
+
+[[scene]]
+name = "tokens"
+
+[[scene]]
+name = "embeddings"
+
+# the same scene again, for another prompt: its own trace, its own stem
+[[scene]]
+name = "tokens"
+prompt = "The capital of France is"
+"""
+
+
+def test_lecture_writes_every_output(tmp_path, default_trace):
+    """A small lecture of the shipped kind (the shipped files are checked to load in
+    test_pipeline.py; `render all` renders every scene in test_scenes_render.py): every output,
+    sidecars that match the trace, and a page that plays in Chromium."""
+    (tmp_path / "lecture.toml").write_text(LECTURE, encoding="utf-8")
+    lecture_out = tmp_path / "out"
+    result = cli("lecture", str(tmp_path / "lecture.toml"), "--out", str(lecture_out), "--jobs", "2", *FAST)
     assert result.returncode == 0, result.stderr
-    return out
-
-
-def test_lecture_writes_every_output(lecture_out, default_trace):
-    from pipeline.lecture_file import load_lecture
-    from scenes.registry import SCENES
-
-    lecture = load_lecture(ROOT / "assets" / "lectures" / "intro.toml", list(SCENES))
-    stems, seen = [], {}
-    for s in lecture.scenes:
-        seen[s.name] = seen.get(s.name, 0) + 1
-        stems.append(s.name if seen[s.name] == 1 else f"{s.name}-{seen[s.name]}")
-    for stem in stems:
+    for stem in ("tokens", "embeddings", "tokens-2"):
         for suffix in (".mp4", ".srt", ".vtt", ".chapters.vtt", ".json", ".poster.png"):
             assert (lecture_out / f"{stem}{suffix}").stat().st_size > 0, stem + suffix
     assert (lecture_out / "index.html").is_file()
@@ -57,9 +66,17 @@ def test_lecture_writes_every_output(lecture_out, default_trace):
     assert f"{len(default_trace.tokens)} tokens" in text
     creature = default_trace.pieces.index(" creature")
     assert str(default_trace.tokens[creature]) in text
-    # The second overview is for another prompt: its own trace.
-    assert json.loads((lecture_out / "overview-2.json").read_text())["prompt"] == "The capital of France is"
-    assert json.loads((lecture_out / "overview.json").read_text())["prompt"] == DEFAULT_PROMPT
+    # The second tokens clip is for another prompt: its own trace, its own captions.
+    second = json.loads((lecture_out / "tokens-2.json").read_text())
+    assert second["prompt"] == "The capital of France is" and side["prompt"] == DEFAULT_PROMPT
+    assert second["trace_hash"] != side["trace_hash"]
+    assert "France" in " ".join(c.text for c in captions.parse_srt((lecture_out / "tokens-2.srt").read_text()))
+    page = (lecture_out / "index.html").read_text(encoding="utf-8")
+    assert "Two prompts, three clips" in page
+    for stem in ("tokens", "embeddings", "tokens-2"):  # each clip on the page, in the lecture's order
+        assert f'<source src="{stem}.mp4" type="video/mp4">' in page and f'poster="{stem}.poster.png"' in page
+    assert page.index('src="tokens.mp4"') < page.index('src="embeddings.mp4"') < page.index('src="tokens-2.mp4"')
+    check_page_in_chromium(lecture_out)
 
 
 def chromium_driver():
@@ -77,7 +94,7 @@ def chromium_driver():
     return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
 
 
-def test_lecture_page_in_chromium(lecture_out):
+def check_page_in_chromium(lecture_out):
     driver = chromium_driver()
     try:
         driver.get((lecture_out / "index.html").as_uri())
@@ -90,7 +107,7 @@ def test_lecture_page_in_chromium(lecture_out):
             if state and all(d and d > 0 for d, _ in state) and all(r == 2 for _, r in tracks):
                 break
             time.sleep(0.5)
-        assert len(state) == 5
+        assert len(state) == 3
         assert all(d > 0 and err is None for d, err in state), state
         assert tracks and all(r == 2 for _, r in tracks), tracks  # 2 = loaded
         assert {k for k, _ in tracks} == {"captions", "chapters"}
