@@ -39,24 +39,44 @@ def generate(loaded: LoadedModel, prompt: str, n_new: int, temperature: float = 
     Stops early at the model's context length (a learned-position model has no position past it)."""
     ids = encode_prompt(loaded, prompt)
     n_new = min(n_new, loaded.config.n_ctx - len(ids))
+    if n_new <= 0:
+        return []
     generator = torch.Generator().manual_seed(seed)
-    past = KVCache()
-    new_input = torch.tensor(ids, device=loaded.device)
+    logits, past = prefill(loaded, ids)  # [vocab] after the prompt's last token, and its keys/values
     steps = []
-    for _ in range(n_new):
-        logits = loaded.model(new_input, past=past)[-1].float().cpu()  # [vocab], the last position's
+    for step in range(n_new):
+        if step:  # only the token just chosen goes through the model; the rest is in the cache
+            logits = loaded.model(torch.tensor([chosen], device=loaded.device), past=past)[-1].float().cpu()
         probs = softmax_with_temperature(logits, temperature)
         chosen = sample(probs, generator)
         top_p, top_ids = probs.topk(top_k)
         steps.append({
-            "context": token_pieces(loaded.encoding, ids),
             "top": [{"id": int(i), "token": t, "probability": float(p)}
                     for i, t, p in zip(top_ids, token_pieces(loaded.encoding, top_ids.tolist()), top_p)],
             "chosen": {"id": chosen, "token": token_pieces(loaded.encoding, [chosen])[0], "probability": float(probs[chosen])},
         })
-        ids = ids + [chosen]
-        new_input = torch.tensor([chosen], device=loaded.device)
     return steps
+
+
+PREFILLED: dict[tuple, tuple] = {}  # (model, prompt ids) -> last logits, keys/values, the model (kept alive: its id is in the key)
+
+
+def prefill(loaded: LoadedModel, ids: list[int]) -> tuple[torch.Tensor, KVCache]:
+    """The prompt through the model once: its last position's logits and a KV cache of its keys
+    and values. Kept for the last few prompts of this process, so sampling the same prompt at
+    several temperatures runs the (long) prompt once; each caller gets its own cache to extend
+    (extend builds new tensors, so sharing the prompt's is safe)."""
+    key = (id(loaded.model), tuple(ids))
+    if key not in PREFILLED:
+        past = KVCache()
+        logits = loaded.model(torch.tensor(ids, device=loaded.device), past=past)[-1].float().cpu()  # [vocab]
+        while len(PREFILLED) >= 4:
+            PREFILLED.pop(next(iter(PREFILLED)))
+        PREFILLED[key] = logits, past, loaded.model
+    logits, past, _ = PREFILLED[key]
+    copy = KVCache()
+    copy.keys, copy.values = dict(past.keys), dict(past.values)
+    return logits, copy
 
 
 @cached("samples")
