@@ -7,6 +7,7 @@ import math
 import os
 import re
 from decimal import ROUND_HALF_EVEN, Decimal
+from contextlib import contextmanager
 from functools import lru_cache
 
 import torch
@@ -164,7 +165,8 @@ def _build(scene: str, **env):
     os.environ.update({k: str(v) for k, v in env.items()})
     try:
         with tempconfig({"dry_run": True, "quality": "low_quality", "disable_caching": True,
-                         "media_dir": f"/tmp/mt-test-media-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"}):
+                         "media_dir": f"/tmp/mt-test-media-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"}), \
+                no_pictures():
             Scene = getattr(importlib.import_module(f"scenes.{module}"), cls)
             s = Scene(skip_animations=True)
             s.render()
@@ -175,6 +177,20 @@ def _build(scene: str, **env):
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+@contextmanager
+def no_pictures():
+    """Manim draws a picture at every play even when it skips animations; a build checks shapes,
+    positions and numbers, never pixels (the render tests look at real frames), so it draws none."""
+    from manim.renderer.cairo_renderer import CairoRenderer
+
+    saved = CairoRenderer.update_frame, CairoRenderer.save_static_frame_data
+    CairoRenderer.update_frame = CairoRenderer.save_static_frame_data = lambda self, *args, **kwargs: None
+    try:
+        yield
+    finally:
+        CairoRenderer.update_frame, CairoRenderer.save_static_frame_data = saved
 
 
 @lru_cache(maxsize=2)
@@ -194,8 +210,16 @@ def parameter_count(model: str) -> int:
     return sum(p.numel() for p in loaded(model).model.parameters())
 
 
+_UNIT_ROWS: dict = {}
+
+
 def _top_cosines(W_E, vector, exclude, k=5):
-    cos = torch.nn.functional.cosine_similarity(W_E, vector[None], dim=1)
+    """The k rows of W_E with the largest cosine to `vector`, `exclude` left out: every row scaled
+    to length 1 once (per matrix), then one matrix-vector product (262,144 rows: a big vocabulary)."""
+    key = (W_E.data_ptr(), tuple(W_E.shape))
+    if key not in _UNIT_ROWS:
+        _UNIT_ROWS[key] = W_E / W_E.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    cos = _UNIT_ROWS[key] @ (vector / vector.norm().clamp_min(1e-12))
     cos[list(exclude)] = -2
     return cos.topk(k)
 
@@ -220,7 +244,11 @@ def truth(shown, scene):
         return trace.pieces[idx[0]]
     if src.startswith("config."):
         return getattr(cfg, src.split(".", 1)[1])
-    counts = {"count.chars": len(trace.prompt), "count.tokens": len(trace.tokens)}
+    counts = {"count.chars": len(trace.prompt), "count.tokens": len(trace.tokens),
+              "count.heads": cfg.n_layers * cfg.n_heads}
+    if src == "count.start_heads":  # heads whose last query gives the first token (Gemma's <bos>) half or more
+        return sum(1 for L in range(cfg.n_layers) for h in range(cfg.n_heads)
+                   if float(trace[f"blocks.{L}.attn.hook_pattern"][h, -1, 0]) >= 0.5)
     if src in counts:
         return counts[src]
     if src.endswith("^2") and src[:-2] in counts:
@@ -242,6 +270,11 @@ def truth(shown, scene):
     if src == "rope.angle":
         pos, i = idx
         return pos * cfg.rope_base ** (-2 * i / cfg.d_head)
+    if src == "rope.angle.local":  # a sliding-window layer's own rotary base (Gemma 3: 10,000 against 1,000,000)
+        pos, i = idx
+        L = _story_cells(scene)[0]
+        assert cfg.sliding_window > 0 and L in cfg.local_layers and cfg.rope_base_local, (L, cfg)
+        return pos * cfg.rope_base_local ** (-2 * i / cfg.d_head)
     W_E = embeddings(params.model)
     enc = loaded(params.model).encoding
     if src == "vocab":
@@ -566,6 +599,12 @@ def _rms_lens(model: str, vector: torch.Tensor, cfg) -> torch.Tensor:
     return _rms_lens_logits(model, vector, cfg).softmax(-1)
 
 
+@lru_cache(maxsize=2)
+def _unembedding64(model: str) -> torch.Tensor:
+    """W_U in float64, converted once per model (Gemma's is 640 x 262,144: converting it is slow)."""
+    return loaded(model).model.weight("unembed.W_U").detach().double()
+
+
 def _rms_lens_logits(model: str, vector: torch.Tensor, cfg) -> torch.Tensor:
     weights = dict(loaded(model).model.named_parameters())
     x = vector.double()
@@ -574,7 +613,7 @@ def _rms_lens_logits(model: str, vector: torch.Tensor, cfg) -> torch.Tensor:
     x = x / (x.pow(2).mean() + cfg.norm_eps).sqrt() * weights["ln_final.w"].detach().double()
     if "ln_final.b" in weights:
         x = x + weights["ln_final.b"].detach().double()
-    logits = x @ loaded(model).model.weight("unembed.W_U").detach().double()
+    logits = x @ _unembedding64(model)
     if "unembed.b_U" in weights:
         logits = logits + weights["unembed.b_U"].detach().double()
     return logits
@@ -595,6 +634,12 @@ def story_lens(scene) -> dict:
         before = trace[f"blocks.{L}.hook_resid_pre"][q].double()
         W_O = loaded(model).model.weight(f"blocks.{L}.attn.W_O")[H].detach().double()  # [d_head, d_model]
         update = trace[f"blocks.{L}.attn.hook_z"][q, H].double() @ W_O
+        if trace.config.post_norms:  # sandwich norms: the head's share of ln1_post(sum of heads), by RMSNorm's formula
+            heads = torch.einsum("hd,hdm->hm", trace[f"blocks.{L}.attn.hook_z"][q].double(),
+                                 loaded(model).model.weight(f"blocks.{L}.attn.W_O").detach().double())  # [n_heads, d_model]
+            rms = (heads.sum(0).pow(2).mean() + trace.config.norm_eps).sqrt()
+            w = dict(loaded(model).model.named_parameters())[f"blocks.{L}.ln1_post.w"].detach().double()
+            update = update / rms * w
         vectors = [before, before + update, trace[f"blocks.{L}.hook_resid_post"][q].double()]
         logits = [_rms_lens_logits(model, v, trace.config) for v in vectors]
         _STORY_LENS[key] = {"logits": logits, "probs": [x.softmax(-1) for x in logits], "update": update,
@@ -620,14 +665,33 @@ def story_lens_truth(shown, scene):
         return banded_rank(shown, lens["logits"][idx[0]], idx[1])
     if src == "story_lens.share":
         return float(lens["update"].norm() / lens["before"].norm())
-    W_E = embeddings(scene.params.model).double()
     u = lens["update"]
-    cosines = (W_E @ u / (W_E.norm(dim=1) * u.norm())).numpy()
+    cosines = _update_cosines(scene.params.model, u)
     if src == "story_lens.cos":  # (token id,)
         return float(cosines[idx[0]])
     if src in ("story_lens.cos_p05", "story_lens.cos_p95"):
         return float(np.percentile(cosines, 5 if src.endswith("05") else 95))
     raise KeyError(f"test does not know source {src!r}")
+
+
+@lru_cache(maxsize=2)
+def _embeddings64(model: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """W_E in float64 and its row lengths, once per model."""
+    W_E = embeddings(model).double()
+    return W_E, W_E.norm(dim=1)
+
+
+_COSINES: dict = {}
+
+
+def _update_cosines(model: str, u: torch.Tensor):
+    """The cosine of `u` with every row of W_E (float64), kept for the last few vectors asked."""
+    key = (model, u.numpy().tobytes())
+    if key not in _COSINES:
+        W_E, lengths = _embeddings64(model)
+        _COSINES.clear() if len(_COSINES) > 4 else None
+        _COSINES[key] = (W_E @ u / (lengths * u.norm())).numpy()
+    return _COSINES[key]
 
 
 _ANSWER_LOGITS: dict = {}
