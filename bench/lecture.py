@@ -63,13 +63,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--lecture", type=Path, default=ROOT / "assets" / "lectures" / "full.toml")
     parser.add_argument("--quality", default="low", choices=["low", "medium", "high"])
+    parser.add_argument("--jobs", default="1,2", help="the --jobs values to run, e.g. 2 (default 1,2)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS.md alone")
     args = parser.parse_args()
 
     results = {}
     with tempfile.TemporaryDirectory(prefix="mt-bench-lecture-") as tmp:
         tmp = Path(tmp)
-        for jobs in (1, 2):
+        for jobs in [int(j) for j in args.jobs.split(",")]:
             cache = cold_cache(tmp, f"cache-{jobs}")
             for state in ("cold", "warm"):
                 r = render_lecture(args.lecture, args.quality, jobs, cache, tmp / f"out-{jobs}-{state}")
@@ -78,15 +79,17 @@ def main() -> None:
 
     rows = []
     for (jobs, state), r in results.items():
-        speedup = results[1, state]["wall"] / r["wall"]
+        speedup = f"{results[1, state]['wall'] / r['wall']:.2f}x" if (1, state) in results else "not run"
         rows.append([str(jobs), state, str(r["clips"]), f"{r['duration']:.1f}", f"{r['wall']:.1f}",
-                     f"{r['wall'] / r['duration']:.2f}x", f"{speedup:.2f}x"])
+                     f"{r['wall'] / r['duration']:.2f}x", speedup])
     text = table(["--jobs", "trace cache", "clips", "video s", "wall s", "wall / video", "speed-up vs --jobs 1"], rows)
     warm2 = results[2, "warm"]
-    ratio, speedup = warm2["wall"] / warm2["duration"], results[1, "warm"]["wall"] / warm2["wall"]
-    verdict = (f"Targets (--jobs 2, warm): wall / video {ratio:.2f}x (target at most 0.5x: "
-               f"{'met' if ratio <= 0.5 else 'missed'}); speed-up {speedup:.2f}x (target at least 1.7x: "
-               f"{'met' if speedup >= 1.7 else 'missed'}).")
+    ratio = warm2["wall"] / warm2["duration"]
+    verdict = f"Targets (--jobs 2, warm): wall / video {ratio:.2f}x (target at most 0.5x: {'met' if ratio <= 0.5 else 'missed'})"
+    if (1, "warm") in results:
+        speedup = results[1, "warm"]["wall"] / warm2["wall"]
+        verdict += f"; speed-up {speedup:.2f}x (target at least 1.7x: {'met' if speedup >= 1.7 else 'missed'})"
+    verdict += ". Narrated with the default voice; a cold cache synthesizes the speech too."
     body = (f"{machine_line()}\n\n`render.py lecture {args.lecture.relative_to(ROOT) if args.lecture.is_relative_to(ROOT) else args.lecture}"
             f" --quality {args.quality}`; a cold cache has the float weights but no traces or facts.\n\n{text}\n\n{verdict}")
     print()

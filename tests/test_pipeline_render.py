@@ -31,7 +31,7 @@ quality = "low"
 name = "tokens"
 
 [[scene]]
-name = "embeddings"
+name = "softmax"
 
 # the same scene again, for another prompt: its own trace, its own stem
 [[scene]]
@@ -41,14 +41,17 @@ prompt = "The capital of France is"
 
 
 def test_lecture_writes_every_output(tmp_path, default_trace):
-    """A small lecture of the shipped kind (the shipped files are checked to load in
-    test_pipeline.py; `render all` renders every scene in test_scenes_render.py): every output,
-    sidecars that match the trace, and a page that plays in Chromium."""
+    """A small narrated lecture of the shipped kind (the shipped files are checked to load in
+    test_pipeline.py; `render all` renders every scene, silent, in test_scenes_render.py): every
+    output, sidecars that match the trace, the voice (sound as long as the picture, cues at
+    subtitle pace, what a recogniser hears under each cue), and a page that plays in Chromium."""
+    from test_scenes_render import check_heard, check_narration
+
     (tmp_path / "lecture.toml").write_text(LECTURE, encoding="utf-8")
     lecture_out = tmp_path / "out"
     result = cli("lecture", str(tmp_path / "lecture.toml"), "--out", str(lecture_out), "--jobs", "2", *FAST)
     assert result.returncode == 0, result.stderr
-    for stem in ("tokens", "embeddings", "tokens-2"):
+    for stem in ("tokens", "softmax", "tokens-2"):
         for suffix in (".mp4", ".srt", ".vtt", ".chapters.vtt", ".json", ".poster.png"):
             assert (lecture_out / f"{stem}{suffix}").stat().st_size > 0, stem + suffix
     assert (lecture_out / "index.html").is_file()
@@ -73,9 +76,11 @@ def test_lecture_writes_every_output(tmp_path, default_trace):
     assert "France" in " ".join(c.text for c in captions.parse_srt((lecture_out / "tokens-2.srt").read_text()))
     page = (lecture_out / "index.html").read_text(encoding="utf-8")
     assert "Two prompts, three clips" in page
-    for stem in ("tokens", "embeddings", "tokens-2"):  # each clip on the page, in the lecture's order
+    for stem in ("tokens", "softmax", "tokens-2"):  # each clip on the page, in the lecture's order, narrated
         assert f'<source src="{stem}.mp4" type="video/mp4">' in page and f'poster="{stem}.poster.png"' in page
-    assert page.index('src="tokens.mp4"') < page.index('src="embeddings.mp4"') < page.index('src="tokens-2.mp4"')
+        check_narration(lecture_out, stem, json.loads((lecture_out / f"{stem}.json").read_text()), voiced=True)
+    assert page.index('src="tokens.mp4"') < page.index('src="softmax.mp4"') < page.index('src="tokens-2.mp4"')
+    check_heard(lecture_out / "softmax.mp4", lecture_out / "softmax.srt")
     check_page_in_chromium(lecture_out)
 
 

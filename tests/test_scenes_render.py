@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -25,23 +26,21 @@ TRICKY = 'Zoë said <b> & "naïve" antidisestablishmentarianism'
 def test_render_all_scenes(tmp_path, prompt):
     """Real renders at 480p, at 2 frames a second to keep the suite short; both cores.
 
-    default: voiced, every other scene of the storyboard (softmax for the recogniser, word-vectors
-    with a non-default --analogy that must reach it), (that `all` names every scene in storyboard order is
-    test_promises'; the page, test_pipeline_render's lecture; each scene's cues are checked on
-    builds in test_scenes). tricky: markup, quotes and accents in the
-    prompt, light theme, burned captions: the scenes that draw the prompt's text most (tokens, the
-    attention grid's labels, the running text of predictions); the layout tests build every scene
-    with such prompts."""
+    default: `render all` (README: every scene in storyboard order, with an index.html), silent
+    (paced for reading), with a non-default --analogy that must reach word-vectors; the voice is
+    checked on test_pipeline_render's narrated lecture. tricky: markup, quotes and accents in the
+    prompt, light theme, burned captions, on the scenes that draw the prompt's text most (tokens,
+    the attention grid's labels, the running text of predictions); the layout tests build every
+    scene with such prompts."""
     from facts import geometry
 
-    names = list(SCENES)[1::2] if prompt is None else ["tokens", "attention-pattern", "prediction"]
-    # 2 frames a second for the voiced render; 4 for the burned-caption one, whose check needs a
-    # frame on each side of a cue change
+    names = list(SCENES) if prompt is None else ["tokens", "attention-pattern", "prediction"]
+    # 2 frames a second; 4 for the burned-caption render, whose check needs a frame on each side
+    # of a cue change
     fps = rate = 2 if prompt is None else 4
-    args = [sys.executable, str(ROOT / "render.py"), "render", *names, "--out", str(tmp_path),
-            "--jobs", "2", "--quality", "low", "--fps", str(fps), "--quiet"]
-    args += ["--analogy", "queen-woman+man"] if prompt is None else ["--prompt", prompt, "--theme", "light", "--voice", "none",
-                                                                      "--burn-captions"]
+    args = [sys.executable, str(ROOT / "render.py"), "render", *(["all"] if prompt is None else names), "--out", str(tmp_path),
+            "--jobs", "2", "--quality", "low", "--fps", str(fps), "--quiet", "--voice", "none"]
+    args += ["--analogy", "queen-woman+man"] if prompt is None else ["--prompt", prompt, "--theme", "light", "--burn-captions"]
     out = subprocess.run(args, capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-2000:]
     for name in names:
@@ -54,12 +53,18 @@ def test_render_all_scenes(tmp_path, prompt):
         assert meta["prompt"] == (prompt or "The fluffy blue creature roamed the verdant forest")
         assert {"model_fingerprint", "layer", "head", "trace_hash", "versions"} <= set(meta)
         assert meta["render"] == {"quality": "low", "fps": rate, "format": "mp4", "sections": False, "resolution": 480}
-        check_narration(tmp_path, name, meta, voiced=prompt is None)
+        check_narration(tmp_path, name, meta, voiced=False, burned=prompt is not None)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary leftovers
     if prompt is not None:
         check_burned_captions(tmp_path / f"{names[0]}.mp4", tmp_path / f"{names[0]}.srt")
         return
-    check_heard(tmp_path / "softmax.mp4", tmp_path / "softmax.srt")
+    page = (tmp_path / "index.html").read_text(encoding="utf-8")
+    sections = re.findall(r'<section id="([\w-]+)">\s*<h2>(\d+)\. ([\w-]+)</h2>', page)
+    assert [s[0] for s in sections] == list(SCENES)  # every scene, in storyboard order
+    assert [int(s[1]) for s in sections] == list(range(1, len(SCENES) + 1))
+    for name in SCENES:
+        body = page.split(f'<section id="{name}">', 1)[1].split("</section>", 1)[0]
+        assert f'<source src="{name}.mp4" type="video/mp4">' in body and f'poster="{name}.poster.png"' in body
     # The analogy reached the word-vectors scene: in its parameters, its captions, and the answer it shows.
     side = json.loads((tmp_path / "word-vectors.json").read_text(encoding="utf-8"))
     assert side["params"]["analogy"] == ["queen", "woman", "man"]
@@ -76,7 +81,7 @@ def test_render_all_scenes(tmp_path, prompt):
 DARK_BACKGROUND, LIGHT_BACKGROUND = (0x14, 0x16, 0x1B), (0xFB, 0xFA, 0xF6)  # the themes' backgrounds
 
 
-def check_narration(folder: Path, name: str, meta: dict, voiced: bool) -> None:
+def check_narration(folder: Path, name: str, meta: dict, voiced: bool, burned: bool = False) -> None:
     """A narrated clip: sound as long as the picture, readable cues inside their beats, the
     narration recorded in the sidecar, and no empty stage mid-clip."""
     cues = parse_srt((folder / f"{name}.srt").read_text(encoding="utf-8"))
@@ -93,7 +98,7 @@ def check_narration(folder: Path, name: str, meta: dict, voiced: bool) -> None:
         assert spoken > 0.6 * sum(c.end - c.start for c in cues), name
     else:
         assert said["voice"] == "none" and audio is None
-    if voiced:  # (the silent render burns its captions in: they would count as something on stage)
+    if not burned:  # (burned-in captions would count as something on stage)
         share, when = blank_share(folder / f"{name}.mp4", DARK_BACKGROUND, every=1.0)
         assert share <= 0.02, f"{name}: empty stage at {when}"
 
