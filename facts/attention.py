@@ -124,7 +124,8 @@ def weight_corners(model: str, layer: int, head: int) -> dict:
 
 
 def scale(cfg: ModelConfig) -> float:
-    return math.sqrt(cfg.d_head)
+    """What q . k is divided by: sqrt(d_head), or sqrt(query_pre_attn_scalar) where the config sets it (Gemma)."""
+    return math.sqrt(cfg.query_pre_attn_scalar or cfg.d_head)
 
 
 # --------------------------------------------------------------------------- words and heads
@@ -371,18 +372,22 @@ def rope_pair(trace: Trace, layer: int, head: int, pos: int) -> dict:
 
     Picks, for token `pos`, the pair (2i, 2i+1) of query head `head` whose turn is easy to
     see (between 20 and 160 degrees) and whose length is largest. Returns {"pair": i,
-    "angle": radians, "before": [x, y], "after": [x, y]} read from hook_q / hook_rot_q.
+    "angle": radians, "before": [x, y], "after": [x, y], "before_hook": name, "base": the layer's
+    rotary base} read from what RoPE turns (hook_q, or hook_q_normed on QK-norm models) and
+    hook_rot_q, turned with the layer's own base (a sliding-window layer may have its own).
     """
     cfg = trace.config
     if cfg.positional != "rotary":
         raise ValueError("rope_pair needs a rotary model")
-    before = trace[f"blocks.{layer}.attn.hook_q"][pos, head]  # [d_head]
+    before_hook = f"blocks.{layer}.attn.hook_q_normed" if cfg.qk_norm else f"blocks.{layer}.attn.hook_q"
+    before = trace[before_hook][pos, head]  # [d_head]: what RoPE turns
     after = trace[f"blocks.{layer}.attn.hook_rot_q"][pos, head]
-    angles = rotary_angles(cfg, pos + 1)[pos]  # [d_head/2]
+    base = cfg.rope_base_for(layer)
+    angles = rotary_angles(cfg, pos + 1, base=base)[pos]  # [d_head/2]
     pairs = before.reshape(-1, 2)
     turn = torch.remainder(angles, 2 * torch.pi)
     visible = (turn > 0.35) & (turn < 2.8)
     norms = pairs.norm(dim=1) * visible
     i = int(norms.argmax()) if bool(visible.any()) else int(pairs.norm(dim=1).argmax())
     return {"pair": i, "angle": float(angles[i]), "before": pairs[i].tolist(),
-            "after": after.reshape(-1, 2)[i].tolist()}
+            "after": after.reshape(-1, 2)[i].tolist(), "before_hook": before_hook, "base": float(base)}

@@ -156,6 +156,12 @@ def embedding_corner(model: str) -> dict:
     return {"shape": list(W_E.shape), "rows": rows, "cols": cols, "values": W_E[rows][:, cols].tolist()}
 
 
+@cached("embedding-row")
+def embedding_row(model: str, token_id: int) -> list[float]:
+    """One whole row of the embedding matrix, as stored (before any embedding scale)."""
+    return _embeddings(model)[int(token_id)].tolist()
+
+
 def _nearest(W_E: torch.Tensor, vector: torch.Tensor, k: int, exclude: list[int], model: str) -> list[dict]:
     cos = torch.nn.functional.cosine_similarity(W_E, vector[None, :], dim=1)
     cos[exclude] = -2.0

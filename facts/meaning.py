@@ -140,7 +140,7 @@ def vector_meaning(trace: Trace, model: str, layer: int, head: int, position: in
     with each watched token's embedding, against the whole vocabulary ("embedding_cosines")."""
     loaded = shared(model)
     before = trace[f"blocks.{layer}.hook_resid_pre"][position]
-    head_out = trace[f"blocks.{layer}.attn.hook_result"][position, head]
+    head_out = head_contribution(trace, model, layer, head, position)
     stages = {"before": before, "after_head": before + head_out, "after_layer": trace[f"blocks.{layer}.hook_resid_post"][position]}
     out: dict = {"stages": {}, "watch": []}
     probs = {name: _lens(model, v) for name, v in stages.items()}  # log-probabilities: ranks never tie at 0
@@ -162,6 +162,19 @@ def vector_meaning(trace: Trace, model: str, layer: int, head: int, position: in
                     **{f"{name}_rank": int((p > p[final]).sum()) + 1 for name, p in probs.items()}}
     out["embedding_cosines"] = _embedding_cosines(model, head_out, watch)
     return out
+
+
+def head_contribution(trace: Trace, model: str, layer: int, head: int, position: int) -> torch.Tensor:
+    """What one head adds to the residual stream at `position`: its output (hook_result); with
+    sandwich norms (Gemma) that output through the post-attention norm as the whole sum went
+    through it, i.e. divided by the norm's scale for the summed heads and times its weight, so
+    that the heads' contributions still add up to hook_attn_out. [d_model]"""
+    out = trace[f"blocks.{layer}.attn.hook_result"][position, head]
+    if not trace.config.post_norms:
+        return out
+    norm = shared(model).model.get_submodule(f"blocks.{layer}.ln1_post")
+    scale = trace[f"blocks.{layer}.ln1_post.hook_scale"][position].reshape(-1)[0]
+    return out / scale * norm.w.detach().float().cpu()
 
 
 def _embedding_cosines(model: str, update: torch.Tensor, watch: tuple[int, ...]) -> dict:

@@ -89,11 +89,16 @@ class AttentionPattern(AttentionScene):
         old = self.grid_now
         scaled = self.grid(trace[self.hook("hook_attn_scores")][H].numpy(), self.hook("hook_attn_scores"),
                            lambda a, b: (H, a, b), decimals=2)
-        step = VGroup(label("÷ √", theme, LABEL), count(cfg.d_head, theme, "config.d_head", size=LABEL, color=theme.text))
+        own = bool(cfg.query_pre_attn_scalar) and cfg.query_pre_attn_scalar != cfg.d_head  # a divisor of its own
+        divisor = (count(int(cfg.query_pre_attn_scalar), theme, "config.query_pre_attn_scalar", size=LABEL,
+                         color=theme.text) if own else count(cfg.d_head, theme, "config.d_head", size=LABEL, color=theme.text))
+        step = VGroup(label("÷ √", theme, LABEL), divisor)
         step.arrange(RIGHT, buff=0.05).move_to(self.step, aligned_edge=DL)
         root = af.scale(cfg)
+        what = (f"{int(cfg.query_pre_attn_scalar)}, a number set in this model's configuration" if own else
+                f"{cfg.d_head}, the number of entries in a query")
         self.say(f"Next, every product is divided by {narration.spoken_number(root)}: the square root of "
-                 f"{cfg.d_head}, the number of entries in a query. This keeps the scores in a range softmax handles well.")
+                 f"{what}. This keeps the scores in a range softmax handles well.")
         self.play(FadeOut(self.step), FadeIn(step), *old.retarget(scaled), run_time=1.5)
         self.step = step
         weights = self.grid(trace[self.hook("hook_pattern")][H].numpy(), self.hook("hook_pattern"),

@@ -59,7 +59,10 @@ class Embeddings(TransformerScene):
         for k, i in enumerate(ids):
             if k > 0 and i > ids[k - 1] + 1:
                 rows.append(None)
-            if i == tid:
+            if i == tid and self.scaled:  # the stored row: the scale comes after, as its own step
+                highlight = len(rows)
+                rows.append((i, [self.data.focus_embedding_row[c] for c in corner["cols"]], "embed.W_E", (i,)))
+            elif i == tid:
                 highlight = len(rows)
                 values = [float(trace["hook_embed"][pos, c]) for c in corner["cols"]]
                 rows.append((i, values, "hook_embed", (pos,)))
@@ -70,6 +73,13 @@ class Embeddings(TransformerScene):
                               highlight=highlight, highlight_color=theme.token_color(pos))
         fit_height(matrix, self.stage_top() + config.frame_height / 2 - 0.9)
         matrix.move_to(LEFT * 1.2 + DOWN * 0.2)
+        chain = None
+        if self.scaled:  # the stored row, the scale, the token's vector: all right of the matrix
+            chain = self.scale_chain()
+            chain.next_to(matrix, RIGHT, buff=0.5)
+            both = VGroup(matrix, chain)
+            fit_width(both, config.frame_width - 2.4)  # room on the left for the token
+            both.move_to([1.0, matrix.get_y(), 0])
         row_axis = label("row = token id", theme, SMALL, color=theme.dim)
         row_axis.next_to(matrix.row_labels, UP, buff=0.25).align_to(matrix.row_labels, RIGHT)
         token = TokenStrip(trace.pieces, trace.tokens, theme, positions=[pos])
@@ -83,6 +93,9 @@ class Embeddings(TransformerScene):
         self.say(f"Our token, {self.piece(pos)}, is token number {tid}. So it takes row {tid}.")
         self.play(FadeIn(token), run_time=0.8)
         self.play(GrowArrow(pointer), run_time=0.6)
+        if chain is not None:
+            self.scaled_lookup(matrix, highlight, chain)
+            return
         column = VectorColumn(trace["hook_embed"][pos].numpy(), theme, "hook_embed", (pos,), head=4, tail=2,
                               scale=0.1, color=theme.token_color(pos))
         column.next_to(matrix, RIGHT, buff=0.9)
@@ -92,6 +105,50 @@ class Embeddings(TransformerScene):
         self.play(TransformFromCopy(matrix.rows[highlight], column.body), FadeIn(column.left), FadeIn(column.right),
                   run_time=1.5)
         self.play(FadeIn(column.length_label), run_time=0.6)
+
+    @property
+    def scaled(self) -> bool:
+        """Does this model multiply the embedding row by a fixed scale (Gemma: sqrt(d_model))?"""
+        return self.trace.config.embed_scale != 1.0
+
+    def scale_chain(self) -> VGroup:
+        """stored row × scale = the token's vector (drawn right of W_E when the model scales its rows)."""
+        trace, theme, cfg = self.trace, self.theme, self.trace.config
+        pos = self.focus
+        stored = VectorColumn(np.array(self.data.focus_embedding_row), theme, "embed.W_E", (trace.tokens[pos],),
+                              head=4, tail=2, scale=0.1 / cfg.embed_scale, color=theme.dim)
+        times = VGroup(label("×", theme, BODY), number(cfg.embed_scale, theme, "config.embed_scale", (), scale=10))
+        times.arrange(RIGHT, buff=0.12)
+        root = math.isclose(cfg.embed_scale, math.sqrt(cfg.d_model), rel_tol=1e-3)
+        why = label(f"= √{cfg.d_model}" if root else "a fixed scale", theme, SMALL, color=theme.dim)
+        factor = VGroup(times, why).arrange(DOWN, buff=0.12)
+        column = VectorColumn(trace["hook_embed"][pos].numpy(), theme, "hook_embed", (pos,), head=4, tail=2,
+                              scale=0.1, color=theme.token_color(pos))
+        chain = VGroup(stored, factor, label("=", theme, BODY), column).arrange(RIGHT, buff=0.3)
+        stored.length_label.align_to(column.length_label, DOWN)
+        return chain
+
+    def scaled_lookup(self, matrix, highlight: int, chain: VGroup) -> None:
+        """The stored row, then the model's fixed scale: row times sqrt(d_model) is the token's vector."""
+        trace, cfg = self.trace, self.trace.config
+        pos = self.focus
+        stored, factor, equals, column = chain
+        row = self.data.focus_embedding_row
+        first, second = (float(trace["hook_embed"][pos, i]) for i in (0, 1))
+        root = math.isclose(cfg.embed_scale, math.sqrt(cfg.d_model), rel_tol=1e-3)
+        factor_said = (f"the square root of {cfg.d_model}, about {narration.spoken_number(cfg.embed_scale)}"
+                       if root else narration.spoken_number(cfg.embed_scale))
+        self.say(f"The row itself holds small numbers: it starts with {narration.spoken_number(row[0])}, "
+                 f"then {narration.spoken_number(row[1])}.")
+        self.play(TransformFromCopy(matrix.rows[highlight], stored.body), FadeIn(stored.left), FadeIn(stored.right),
+                  run_time=1.5)
+        self.say(f"This model then multiplies every entry by one fixed number: {factor_said}. "
+                 f"The scaled row is the token's vector: {cfg.d_model} numbers, "
+                 f"starting with {narration.spoken_number(first)}, then {narration.spoken_number(second)}.")
+        self.play(FadeIn(factor), run_time=0.8)
+        self.play(FadeIn(equals), TransformFromCopy(stored.body, column.body), FadeIn(column.left),
+                  FadeIn(column.right), run_time=1.5)
+        self.play(FadeIn(stored.length_label), FadeIn(column.length_label), run_time=0.6)
 
     def window(self) -> list[int | None]:
         """Token positions for the row of vectors: all if they fit, else the focus and its neighbours."""
@@ -210,9 +267,12 @@ class Embeddings(TransformerScene):
         a1 = Arrow(origin, to_point(before), buff=0, color=theme.dim, stroke_width=5)
         a2 = Arrow(origin, to_point(after), buff=0, color=theme.query, stroke_width=5)
         i, head = pair["pair"], choice.head
-        src_b, src_a = f"blocks.{choice.layer}.attn.hook_q", f"blocks.{choice.layer}.attn.hook_rot_q"
+        src_b, src_a = pair["before_hook"], f"blocks.{choice.layer}.attn.hook_rot_q"
+        # a layer with its own rotary base (a sliding-window layer) gets its own source: its angles differ
+        angle_src = "rope.angle" if pair["base"] == cfg.rope_base else "rope.angle.local"
         lines = VGroup(
-            label(f"query of {trace.pieces[pos]!r}, layer {choice.layer} head {head}", theme, LABEL),
+            label(f"{'normed ' if cfg.qk_norm else ''}query of {trace.pieces[pos]!r}, layer {choice.layer} head {head}",
+                  theme, LABEL),
             label(f"entries {2 * i} and {2 * i + 1} of {cfg.d_head}:", theme, SMALL, color=theme.dim),
             VGroup(label("before", theme, SMALL, color=theme.dim),
                    number(before[0], theme, src_b, (pos, head, 2 * i), scale=3),
@@ -221,12 +281,13 @@ class Embeddings(TransformerScene):
                    number(after[0], theme, src_a, (pos, head, 2 * i), scale=3),
                    number(after[1], theme, src_a, (pos, head, 2 * i + 1), scale=3)).arrange(RIGHT, buff=0.2),
             VGroup(label(f"position {pos}: turned by", theme, SMALL),
-                   number(pair["angle"], theme, "rope.angle", (pos, i), scale=10),
+                   number(pair["angle"], theme, angle_src, (pos, i), scale=10),
                    label(f"radians ({math.degrees(pair['angle']) % 360:.0f}°)", theme, SMALL)).arrange(RIGHT, buff=0.15),
         ).arrange(DOWN, aligned_edge=LEFT, buff=0.22)
         lines.next_to(circle, RIGHT, buff=1.0)
         fit_width(lines, config.frame_width / 2 - 0.3 - lines.get_left()[0])
-        self.say(f"Here is one real pair of numbers from the query of {self.piece(pos)}, "
+        normed = " (after its norm)" if cfg.qk_norm else ""
+        self.say(f"Here is one real pair of numbers from the query{normed} of {self.piece(pos)}, "
                  f"in layer {choice.layer}, head {head}.")
         self.play(FadeIn(axes), FadeIn(circle), GrowArrow(a1), FadeIn(lines[:3]), run_time=1.2)
         if pos == 0:
@@ -244,6 +305,17 @@ class Embeddings(TransformerScene):
         self.play(FadeIn(arc), run_time=0.5)
         self.say("Keys turn the same way. So when a query meets a key, "
                  "their dot product depends on how far apart the two tokens are.")
+        if cfg.rope_base_local and cfg.rope_base_local != cfg.rope_base:
+            local = cfg.is_local(choice.layer)
+            self.say(f"The speed of the turn is set by a base number. Layer {choice.layer} "
+                     + (f"looks back at most {narration.spoken_count(cfg.sliding_window)} tokens, and turns with a base of "
+                        f"{narration.spoken_count(int(cfg.rope_base_local))}; the layers that see everything use "
+                        f"{narration.spoken_count(int(cfg.rope_base))}"
+                        + (", which turns more slowly." if cfg.rope_base > cfg.rope_base_local else ".")
+                        if local else
+                        f"sees the whole prompt, and turns with a base of {narration.spoken_count(int(cfg.rope_base))}; "
+                        f"the layers that look back only {narration.spoken_count(cfg.sliding_window)} tokens use "
+                        f"{narration.spoken_count(int(cfg.rope_base_local))}."))
 
     def beat_neighbours(self):
         trace, theme = self.trace, self.theme

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from manim import DOWN, LEFT, RIGHT, UL, UP, Arrow, FadeIn, Group, LaggedStart, VGroup, config
 
-from facts.counts import causal_cells
+from facts.counts import causal_cells, window_cells
 from scenes.parts import narration
 from scenes.parts.attention_parts import AttentionScene, NumberGrid, fit_height
 from scenes.parts.components import TokenStrip, cell_grid_image, count, fit_width, label, token_label
@@ -117,6 +117,45 @@ class Masking(AttentionScene):
         self.add(weights)
         self.say("And each column still adds up to 1.")
         self.play(FadeIn(sums), run_time=0.6)
+        if trace.config.sliding_window:
+            self.window_note(after, side_x)
+
+    def window_note(self, above, side_x: float) -> None:
+        """Sliding-window models: does this layer look back only a fixed number of tokens, and
+        does that bite on this prompt?"""
+        trace, theme, cfg = self.trace, self.theme, self.trace.config
+        n, w, L = len(trace.tokens), cfg.sliding_window, self.layer
+        local = cfg.is_local(L)
+        if local:
+            lines = VGroup(label(f"layer {L}: a local layer", theme, SMALL, color=theme.accent),
+                           VGroup(label("sees at most", theme, SMALL, color=theme.dim),
+                                  count(w, theme, "config.sliding_window", size=SMALL, color=theme.dim),
+                                  label("tokens back", theme, SMALL, color=theme.dim)).arrange(RIGHT, buff=0.14),
+                           VGroup(label("this prompt:", theme, SMALL, color=theme.dim),
+                                  count(n, theme, "count.tokens", size=SMALL, color=theme.dim),
+                                  label("→ " + ("sees them all" if n <= w else "older keys hidden too"), theme, SMALL,
+                                        color=theme.dim)).arrange(RIGHT, buff=0.14))
+        else:
+            lines = VGroup(label(f"layer {L}: a global layer", theme, SMALL, color=theme.accent),
+                           label("sees every earlier token", theme, SMALL, color=theme.dim),
+                           VGroup(label("local layers: at most", theme, SMALL, color=theme.dim),
+                                  count(w, theme, "config.sliding_window", size=SMALL, color=theme.dim)
+                                  ).arrange(RIGHT, buff=0.14))
+        lines.arrange(DOWN, aligned_edge=LEFT, buff=0.1)
+        fit_width(lines, config.frame_width / 2 - 0.3 - side_x)
+        lines.next_to(above, DOWN, buff=0.45, aligned_edge=LEFT)
+        n_local = len(cfg.local_layers)
+        if local:
+            fits = (f"Our prompt is only {narration.spoken_count(n)} {'token' if n == 1 else 'tokens'} long, "
+                    "so here it still sees them all." if n <= w else
+                    "Our prompt is longer than that, so keys further back are hidden as well.")
+            self.say(f"This model adds a second limit. Layer {L} is one of its {n_local} local layers: a token "
+                     f"there may look back at most {narration.spoken_count(w)} tokens, itself included. {fits}")
+        else:
+            self.say(f"This model adds a second limit on {n_local} of its {cfg.n_layers} layers: there, a token "
+                     f"may look back at most {narration.spoken_count(w)} tokens. Layer {L} is not one of them: "
+                     "it sees every earlier token.")
+        self.play(FadeIn(lines), run_time=1)
 
     def beat_cost(self):
         trace, theme, cfg = self.trace, self.theme, self.trace.config
@@ -153,3 +192,31 @@ class Masking(AttentionScene):
                  f"{narration.spoken_count(ctx * ctx)} cells, for every head in every layer. "
                  f"Just over half of them, {narration.spoken_count(causal_cells(ctx))}, are left after the mask.")
         self.play(FadeIn(panels[1]), run_time=1)
+        if cfg.sliding_window and cfg.local_layers and cfg.sliding_window < ctx:
+            self.window_cost(panels[1], ctx)
+
+    def window_cost(self, full, ctx: int) -> None:
+        """Sliding-window models: at full context a local layer fills only a band along the diagonal."""
+        theme, cfg = self.theme, self.trace.config
+        w = cfg.sliding_window
+        drawn = min(ctx, MAX_DRAWN_CELLS)
+        img = full[1]
+        band = cell_grid_image(drawn, theme, img.height, band=w * drawn / ctx).move_to(img)
+        kept = window_cells(ctx, w)
+        note = VGroup(label("a local layer (window", theme, LABEL, color=theme.accent),
+                      count(w, theme, "config.sliding_window", size=LABEL, color=theme.accent),
+                      label(") keeps only", theme, LABEL, color=theme.accent),
+                      count(kept, theme, "attn.cells", size=LABEL, index=("n_ctx", "window"), color=theme.accent),
+                      label("cells", theme, LABEL, color=theme.accent)).arrange(RIGHT, buff=0.15)
+        fit_width(note, config.frame_width - 1.0)
+        note.next_to(full, DOWN, buff=0.25)
+        if note.get_bottom()[1] < -config.frame_height / 2 + 0.6:
+            note.shift(UP * (-config.frame_height / 2 + 0.6 - note.get_bottom()[1]))
+        if note.get_right()[0] > config.frame_width / 2 - 0.2:
+            note.shift(LEFT * (note.get_right()[0] - config.frame_width / 2 + 0.2))
+        share = kept / causal_cells(ctx)
+        self.say(f"But {len(cfg.local_layers)} of this model's {cfg.n_layers} layers never fill that triangle. "
+                 "A local layer looks back only "
+                 f"{narration.spoken_count(w)} tokens, so it keeps just a narrow band along the diagonal: "
+                 f"{narration.spoken_count(kept)} cells, about {narration.spoken_percent(share)} of the triangle.")
+        self.play(FadeIn(band), FadeIn(note), run_time=1)

@@ -25,7 +25,9 @@ from scenes.parts.components import (ProbabilityBars, TokenStrip, VectorColumn, 
 from scenes.parts.plots import CountBars, MatrixBox, Plot, SignedRows, nice_ticks, values_image
 from scenes.parts.theme import BODY, LABEL, SMALL, fmt_int
 
-ACTIVATION_NAMES = {"silu": "SiLU", "gelu": "GELU", "gelu_new": "GELU"}
+ACTIVATION_NAMES = {"silu": "SiLU", "gelu": "GELU", "gelu_new": "GELU", "gelu_tanh": "GELU"}
+TANH_APPROXIMATIONS = ("gelu_new", "gelu_tanh")  # GELU computed with tanh (GPT-2's and Gemma's formula)
+GATED_NAMES = {"SiLU": "SwiGLU", "GELU": "GeGLU"}  # what a gate made with that curve is called
 
 
 def activation_curve(name: str, x: np.ndarray) -> np.ndarray:
@@ -157,7 +159,12 @@ class Mlp(TransformerScene):
         right.move_to(RIGHT * 3.6 + DOWN * 0.4)
         fit_width(right, config.frame_width / 2 - 0.5)
         kind = "gate" if self.gated else "up"
-        self.say(f"Next comes the MLP's one non-linear step. This model uses a curve called {self.act}.")
+        if cfg.activation == "gelu_tanh" and self.gated:  # say what the config says, in words
+            self.say(f"Next comes the MLP's one non-linear step. This model uses a curve called {self.act}, "
+                     f"computed with its tanh formula. Used as a gate, it makes what is called a "
+                     f"{GATED_NAMES[self.act]} layer.")
+        else:
+            self.say(f"Next comes the MLP's one non-linear step. This model uses a curve called {self.act}.")
         self.play(FadeIn(plot), run_time=0.8)
         self.play(FadeIn(curve), run_time=0.8)
         self.say(f"The small ticks show where this token's {kind} values fall, one tick for every fourth value. "
@@ -187,7 +194,7 @@ class Mlp(TransformerScene):
         neurons = self.column("mlp.hook_post", "neurons", theme.text)
         w_out = MatrixBox("W_out", (cfg.d_mlp, cfg.d_model), ("config.d_mlp", "config.d_model"), theme,
                           width=1.5, height=1.0, color=theme.value)
-        out = self.column("hook_mlp_out", "MLP output", theme.value)
+        out = self.column("hook_mlp_out", "MLP output, normalised" if cfg.post_norms else "MLP output", theme.value)
         mid = self.column("hook_resid_mid", "before the MLP", theme.token_color(self.pos))
         post = self.column("hook_resid_post", "after the MLP", theme.token_color(self.pos))
         plus, equals = label("+", theme, BODY), label("=", theme, BODY)
@@ -207,7 +214,13 @@ class Mlp(TransformerScene):
         b = float(trace[self.name("hook_resid_mid")][self.pos, 0])
         c = float(trace[self.name("hook_resid_post")][self.pos, 0])
         say = narration.spoken_number
-        self.say("That output is added to the token's vector from before the MLP.")
+        if cfg.post_norms:
+            rms = float(trace[f"blocks.{self.layer}.ln2_post.hook_scale"][self.pos].reshape(-1)[0])
+            self.say("In this model that output goes through one more norm first: divided by its root mean square, "
+                     f"here {say(rms)}, and multiplied by a learned weight. Then it is added to the token's vector "
+                     "from before the MLP.")
+        else:
+            self.say("That output is added to the token's vector from before the MLP.")
         self.play(FadeIn(plus), FadeIn(mid), run_time=0.8)
         self.say(f"In the first entry, the MLP's {say(a)} and the earlier {say(b)} make {say(c)}. "
                  "Every entry is added the same way.")

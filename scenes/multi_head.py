@@ -76,8 +76,12 @@ class MultiHead(AttentionScene):
             tally.next_to(read, DOWN, buff=0.35).align_to(read, LEFT)
         mark = Rectangle(width=tiles[self.head][0].width + 0.12, height=tiles[self.head][0].height + 0.12,
                          stroke_color=theme.accent, stroke_width=4).move_to(tiles[self.head][0])
-        self.say(f"Layer {L} runs {n_heads} heads side by side. Each has its own queries, keys and values, "
-                 "so each draws its own pattern over the same tokens.")
+        if cfg.n_kv_heads == 1 < n_heads:
+            own = ("Each asks its own queries of one shared set of keys, so each draws its own pattern "
+                   "over the same tokens.")
+        else:
+            own = "Each has its own queries, keys and values, so each draws its own pattern over the same tokens."
+        self.say(f"Layer {L} runs {n_heads} heads side by side. {own}")
         self.play(LaggedStart(*[FadeIn(t[:2]) for t in tiles], lag_ratio=0.1), FadeIn(legend[0]), run_time=2)
         self.say(self.tally_text(behaviours))
         self.play(LaggedStart(*[FadeIn(t[2]) for t in tiles], lag_ratio=0.08), FadeIn(legend[1:]), run_time=1.5)
@@ -180,7 +184,9 @@ class MultiHead(AttentionScene):
         title.arrange(RIGHT, buff=0.15)
         note = label("length of each head's output: its weighted sum of values, through its slice of W_O", theme, SMALL,
                      color=theme.dim)
-        flow = label(f"all {cfg.n_heads} changes are added together, then added to the token's vector", theme, SMALL)
+        flow = label(f"all {cfg.n_heads} changes are added together, "
+                     + ("normalised once more, " if cfg.post_norms else "") + "then added to the token's vector",
+                     theme, SMALL)
         group = VGroup(title, bars, note, flow).arrange(DOWN, buff=0.35)
         fit_width(group, config.frame_width - 1.0)
         fit_height(group, self.stage_top() + config.frame_height / 2 - 0.9)
@@ -197,8 +203,14 @@ class MultiHead(AttentionScene):
                      f"{narration.spoken_number(norms[self.head])}.")
         self.play(LaggedStart(*[FadeIn(VGroup(b, v), shift=0.2 * UP) for b, v in zip(bars.bars, bars.values)],
                               lag_ratio=0.08), FadeIn(note), run_time=1.5)
-        self.say("All these changes are added together, then added to the token's vector in one step. "
-                 "That sum is the change we added in the values scene.")
+        if cfg.post_norms:
+            rms = float(trace[f"blocks.{L}.ln1_post.hook_scale"][q].reshape(-1)[0])
+            self.say("All these changes are added together. In this model the sum then passes through one more norm: "
+                     f"divided by its root mean square, here {narration.spoken_number(rms)}, and multiplied by a "
+                     "learned weight. That is the change we added in the values scene.")
+        else:
+            self.say("All these changes are added together, then added to the token's vector in one step. "
+                     "That sum is the change we added in the values scene.")
         self.play(FadeIn(flow), run_time=0.6)
 
     def beat_counts(self):
@@ -219,11 +231,17 @@ class MultiHead(AttentionScene):
             line(label("per query head (W_Q and W_O slices):", theme, LABEL), param("per_query_head"),
                  label("parameters", theme, LABEL)),
         )
-        if cfg.n_kv_heads < cfg.n_heads:
+        if cfg.n_kv_heads == 1 < cfg.n_heads:  # one key/value head for every query head
+            rows.add(line(count(cfg.n_kv_heads, theme, "config.n_kv_heads", size=LABEL),
+                          label("key/value head, shared by all", theme, LABEL),
+                          count(cfg.heads_per_kv, theme, "config.heads_per_kv", size=LABEL),
+                          label("query heads:", theme, LABEL)))
+        elif cfg.n_kv_heads < cfg.n_heads:
             rows.add(line(count(cfg.n_kv_heads, theme, "config.n_kv_heads", size=LABEL),
                           label("key/value heads, each shared by", theme, LABEL),
                           count(cfg.heads_per_kv, theme, "config.heads_per_kv", size=LABEL),
                           label("query heads:", theme, LABEL)))
+        if cfg.n_kv_heads < cfg.n_heads:
             for g, members in enumerate(af.sharing(cfg)):
                 text = f"    key/value head {g} ← query heads {', '.join(str(h) for h in members)}"
                 rows.add(label(text, theme, SMALL, color=theme.accent if self.head in members else theme.dim))
@@ -231,6 +249,9 @@ class MultiHead(AttentionScene):
                           label("parameters", theme, LABEL)))
         else:
             rows.add(line(label("per head (W_K and W_V slices):", theme, LABEL), param("per_kv_head"),
+                          label("parameters", theme, LABEL)))
+        if counts.get("qk_norms"):
+            rows.add(line(label("query and key norms' weights:", theme, LABEL), param("qk_norms"),
                           label("parameters", theme, LABEL)))
         rows.add(line(label(f"attention in layer {L}:", theme, LABEL, bold=True), param("layer"),
                       label("parameters", theme, LABEL)))
@@ -246,13 +267,19 @@ class MultiHead(AttentionScene):
                  "parameters.")
         self.play(LaggedStart(*[FadeIn(r, shift=0.2 * RIGHT) for r in rows[:2]], lag_ratio=0.3), run_time=1.2)
         per_kv = narration.spoken_count(counts["per_kv_head"])
-        if cfg.n_kv_heads < cfg.n_heads:
+        if cfg.n_kv_heads == 1 < cfg.n_heads:
+            self.say(f"To save memory, all {cfg.n_heads} query heads share one single set of keys and values: "
+                     "each head asks its own question, of the same keys, and mixes the same values. "
+                     f"That one key and value head holds {per_kv} parameters.")
+        elif cfg.n_kv_heads < cfg.n_heads:
             self.say(f"To save memory, {cfg.heads_per_kv} query heads share one set of keys and values. So there are "
                      f"only {cfg.n_kv_heads} key and value heads for {cfg.n_heads} query heads. "
                      f"Each key and value head holds {per_kv} parameters.")
         else:
             self.say(f"Each head's slices of the key and value matrices hold {per_kv} more.")
         self.play(LaggedStart(*[FadeIn(r, shift=0.2 * RIGHT) for r in rows[2:-2]], lag_ratio=0.15), run_time=1.5)
-        self.say(f"In layer {L}, attention holds {narration.spoken_count(counts['layer'])} parameters in all. "
+        norms = (f"With the small weights of the query and key norms, layer {L}'s attention holds "
+                 if counts.get("qk_norms") else f"In layer {L}, attention holds ")
+        self.say(f"{norms}{narration.spoken_count(counts['layer'])} parameters in all. "
                  f"Across all {cfg.n_layers} layers, that makes {narration.spoken_count(counts['all_layers'])}.")
         self.play(LaggedStart(*[FadeIn(r, shift=0.2 * RIGHT) for r in rows[-2:]], lag_ratio=0.3), run_time=1)

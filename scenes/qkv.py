@@ -47,6 +47,14 @@ class Qkv(AttentionScene):
         pre = vector_with_length(trace[self.hook(f"hook_{which}")][pos, head].numpy(), theme,
                                  self.hook(f"hook_{which}"), (pos, head), "config.d_head", scale=3)
         rows = [matrix, label("×", theme, BODY), VGroup(token, x), label("=", theme, BODY), pre]
+        self.qk_norm = cfg.qk_norm
+        if self.qk_norm:  # QK-norm: each head's query and key scaled to RMS 1, times the norm's own weight
+            normed = vector_with_length(trace[self.hook(f"hook_{which}_normed")][pos, head].numpy(), theme,
+                                        self.hook(f"hook_{which}_normed"), (pos, head), "config.d_head", scale=3)
+            step = VGroup(label("norm", theme, SMALL, color=theme.dim),
+                          label("(÷ RMS, × w)", theme, SMALL, color=theme.dim),
+                          Arrow(LEFT * 0.5, RIGHT * 0.5, color=theme.dim, buff=0)).arrange(DOWN, buff=0.08)
+            rows += [step, normed]
         self.rotary = trace.config.positional == "rotary"
         if self.rotary:
             after = vector_with_length(trace[self.hook(f"hook_rot_{which}")][pos, head].numpy(), theme,
@@ -79,14 +87,23 @@ class Qkv(AttentionScene):
                  f"That takes {cfg.d_model} numbers down to {cfg.d_head}.")
         self.play(FadeIn(qrow[:3]), run_time=1.2)
         self.play(FadeIn(qrow[3:5]), run_time=1.0)
+        turn_from = 5
+        if self.qk_norm:
+            scale = float(trace[self.hook("q_norm.hook_scale")][q, self.head].reshape(-1)[0])
+            self.say("This model then normalises each head's query on its own: it divides the "
+                     f"{cfg.d_head} numbers by their root mean square, here {narration.spoken_number(scale)}, "
+                     "and multiplies them by a learned weight. So a query's size cannot run away.")
+            self.play(FadeIn(qrow[5:7]), run_time=1.0)
+            turn_from = 7
         if self.rotary:
             self.say("Then the model turns the query by an angle that depends on its position. "
                      "From here on, every query and key is the turned one.")
-            self.play(FadeIn(qrow[5:]), run_time=1.0)
+            self.play(FadeIn(qrow[turn_from:]), run_time=1.0)
         first = float(trace[self.qk("q")][q, self.head, 0])
         self.say(f"The result is the query of {self.piece(q)}: {cfg.d_head} numbers, starting with "
                  f"{narration.spoken_number(first)}. It says what this token is looking for.")
-        self.say("Keys come the same way, from a second matrix: the key matrix. "
+        normed = ", then a norm of their own" if self.qk_norm else ""
+        self.say(f"Keys come the same way, from a second matrix: the key matrix{normed}. "
                  f"Here is the key of {self.piece(key_pos)}: what that token offers to be found by.")
         self.play(FadeIn(krow), run_time=1.5)
 
@@ -123,7 +140,10 @@ class Qkv(AttentionScene):
         self.play(FadeIn(k_label), LaggedStart(*[FadeIn(c, shift=0.2 * DOWN) for c in keys.cols], lag_ratio=0.08),
                   run_time=1.5)
         self.play(FadeIn(note), run_time=0.5)
-        if cfg.n_kv_heads < cfg.n_heads:
+        if cfg.n_kv_heads == 1 < cfg.n_heads:
+            self.say(f"In this model, all {cfg.n_heads} query heads share one single key head. "
+                     f"So head {self.head} reads the same keys as every other head.")
+        elif cfg.n_kv_heads < cfg.n_heads:
             self.say(f"In this model, {cfg.heads_per_kv} query heads share one key head. "
                      f"Head {self.head} reads key head {self.kv}.")
 

@@ -27,7 +27,7 @@ ENTRIES = (
     SceneEntry("tokens", "tokens", "Tokens", "text becomes tokens: real tokenizer boundaries, ids, vocabulary size, chars vs tokens",
                ("words",)),
     SceneEntry("embeddings", "embeddings", "Embeddings", "tokens become vectors: rows of W_E, position (learned or rotary), nearest neighbours",
-               ("embedding_corner", "focus_neighbours")),
+               ("embedding_corner", "focus_neighbours", "focus_embedding_row")),
     SceneEntry("word-vectors", "word_vectors", "WordVectors", "directions carry meaning: king - man + woman on the model's own embeddings",
                ("analogy_results", "projection", "random_pairs", "random_directions")),
     SceneEntry("orthogonality", "orthogonality", "Orthogonality", "how much fits in high dimensions: a real experiment packing nearly perpendicular directions",

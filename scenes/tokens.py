@@ -12,6 +12,7 @@ from __future__ import annotations
 from manim import (DOWN, LEFT, RIGHT, UP, Brace, Group, FadeIn, FadeOut, GrowFromCenter, Indicate, LaggedStart, VGroup,
                    Write, config)
 
+from facts import counts
 from scenes.parts import narration
 from scenes.parts.base import TransformerScene
 from scenes.parts.components import AttentionGrid, PromptText, TokenStrip, cell_grid_image, count, fit_height, label
@@ -52,16 +53,19 @@ class Tokens(TransformerScene):
         self.strip = TokenStrip(trace.pieces, trace.tokens, theme, focus=focus, show_ids=True).move_to(DOWN * 0.2)
         boxes = [self.strip.boxes[p] for p in self.strip.shown_positions]
         gaps = [m for m in self.strip.row if m not in boxes]
+        added = counts.added_tokens(trace)
         if n == 1:
             self.say("The tokenizer turns it into a single token. Tokens are pieces of text it learned from data.")
         else:
             more = (" That is more tokens than characters: some characters become several raw bytes."
-                    if n > len(trace.prompt) else "")
+                    if n - added > len(trace.prompt) else "")
             self.say(f"The tokenizer cuts it into {tokens_word(n)}. These are pieces of words, learned from data.{more}")
         self.play(prompt.animate.scale(0.8).to_edge(UP, buff=1.2),
                   LaggedStart(*[GrowFromCenter(b) for b in boxes], lag_ratio=0.08), *[FadeIn(g) for g in gaps],
                   run_time=2)
         self.prompt = prompt
+        if added:
+            self.start_token(added)
         if len(self.strip.shown_positions) < n:
             self.say(f"Only {narration.spoken_count(len(self.strip.shown_positions))} of them fit on screen. "
                      "The dots stand for the rest.")
@@ -71,7 +75,9 @@ class Tokens(TransformerScene):
             brace = Brace(group, UP, color=theme.accent, buff=0.08)
             note = label(f"one word, {len(parts)} tokens", theme, LABEL, color=theme.accent).next_to(brace, UP, buff=0.1)
             self.say(self.split_text(parts))
-            self.play(GrowFromCenter(brace), FadeIn(note), run_time=1)
+            start_note = getattr(self, "start_note", None)
+            self.play(GrowFromCenter(brace), FadeIn(note), *([FadeOut(start_note)] if start_note else []), run_time=1)
+            self.start_note = None
             gone = [FadeOut(brace), FadeOut(note)]
         else:
             self.say("Here every word is a single token. A rarer word would split into pieces.")
@@ -81,6 +87,38 @@ class Tokens(TransformerScene):
         self.say("The ␣ sign marks a space. A space belongs to the token that follows it.")
         self.play(*gone, FadeIn(space), run_time=0.6)
         self.space_note = space
+
+    def start_token(self, added: int) -> None:
+        """The token(s) the tokenizer puts before every prompt (Gemma's <bos>): shown, and how
+        many heads of the model rest their last token's attention on it."""
+        trace, theme = self.trace, self.theme
+        first = [self.strip.boxes[p] for p in range(added) if p in self.strip.boxes]
+        if not first:
+            return
+        heads = counts.start_token_heads(trace)
+        start = VGroup(*first)
+        note = VGroup(label("added before every prompt", theme, SMALL, color=theme.accent),
+                      VGroup(count(heads["heads"], theme, "count.start_heads", size=SMALL, color=theme.accent),
+                             label("of", theme, SMALL, color=theme.accent),
+                             count(heads["total"], theme, "count.heads", size=SMALL, color=theme.accent),
+                             label("heads: the last token gives it half or more", theme, SMALL, color=theme.accent)
+                             ).arrange(RIGHT, buff=0.1)).arrange(DOWN, buff=0.1, aligned_edge=LEFT)
+        note.next_to(start, UP, buff=0.35).align_to(start, LEFT)
+        if note.get_right()[0] > config.frame_width / 2 - 0.2:
+            note.shift(LEFT * (note.get_right()[0] - config.frame_width / 2 + 0.2))
+        name = self.piece(0)
+        self.say(f"The first token, {name}, is not from our text. The tokenizer puts it in front of every prompt, "
+                 "to mark where a text begins. It is token number "
+                 f"{trace.tokens[0]}, the same every time.")
+        self.play(Indicate(start, color=theme.accent, scale_factor=1.15), FadeIn(note[0]), run_time=1)
+        if heads["heads"]:
+            self.say(f"It also gives attention a place to rest. In {heads['heads']} of the model's {heads['total']} "
+                     f"heads, the last token puts at least half its attention on {name}: "
+                     "a head with nothing useful to find looks there.")
+        else:
+            self.say("Attention can rest on it, though here no head gives it half of the last token's attention.")
+        self.play(FadeIn(note[1]), run_time=0.8)
+        self.start_note = note
 
     def split_text(self, parts: list[str]) -> str:
         """What the narration says about a word the tokenizer cut into `parts`."""
@@ -97,14 +135,17 @@ class Tokens(TransformerScene):
         focus = self.data.focus
         ids = self.strip.id_group()
         self.say(f"To the model, each token is just a number. Here, {self.piece(focus)} is token {trace.tokens[focus]}.")
-        self.play(FadeOut(self.space_note), LaggedStart(*[FadeIn(i, shift=0.2 * DOWN) for i in ids], lag_ratio=0.06),
+        start_note = [FadeOut(self.start_note)] if getattr(self, "start_note", None) else []
+        self.play(FadeOut(self.space_note), *start_note, LaggedStart(*[FadeIn(i, shift=0.2 * DOWN) for i in ids], lag_ratio=0.06),
                   run_time=1.5)
         vocab_line = VGroup(label("This tokenizer knows", theme, BODY),
                             count(vocab, theme, "config.vocab_size", size=BODY),
                             label("tokens", theme, BODY)).arrange(RIGHT, buff=0.18)
         vocab_line.next_to(self.strip, DOWN, buff=1.0)
+        big = (" A vocabulary this large has room for whole words of many languages, so fewer words are cut."
+               if vocab >= 200_000 else "")
         self.say(f"The tokenizer knows {narration.spoken_count(vocab)} tokens. "
-                 f"So every token number is a whole number below {narration.spoken_count(vocab)}.")
+                 f"So every token number is a whole number below {narration.spoken_count(vocab)}.{big}")
         self.play(Write(vocab_line), run_time=1.2)
         self.vocab_line = vocab_line
 

@@ -120,7 +120,8 @@ class Values(AttentionScene):
         corners = self.data.weight_corners
         w_o = matrix_view("W_O", corners["W_O"], theme, "attn.W_O", (self.layer, H), size=SMALL)
         delta = vector_with_length(trace[self.hook("hook_result")][q, H].numpy(), theme, self.hook("hook_result"),
-                                   (q, H), "config.d_model", scale=0.5, caption=f"head {H}'s ΔE")
+                                   (q, H), "config.d_model", scale=0.5,
+                                   caption=f"head {H}'s output" if cfg.post_norms else f"head {H}'s ΔE")
         bottom_row = VGroup(w_o, label("×", theme, BODY), label("weighted sum", theme, LABEL, color=theme.value),
                             label("=", theme, BODY), delta).arrange(RIGHT, buff=0.3)
         fit_width(bottom_row, config.frame_width - 0.8)
@@ -140,8 +141,11 @@ class Values(AttentionScene):
                                    caption=c) for n, c in names]
         row = VGroup(cols[0], label("+", theme, BODY), cols[1], label("=", theme, BODY), cols[2]).arrange(RIGHT, buff=0.6)
         token = TokenStrip(trace.pieces, trace.tokens, theme, positions=[q])
-        note = label(f"E: the vector entering layer {L}   ΔE: the changes of all {cfg.n_heads} heads, summed", theme, SMALL,
-                     color=theme.dim)
+        summed = (f"ΔE: all {cfg.n_heads} heads' changes, summed, then normed"
+                  if cfg.post_norms else f"ΔE: the changes of all {cfg.n_heads} heads, summed")
+        note = label(f"E: the vector entering layer {L}   {summed}", theme, SMALL, color=theme.dim)
+        if cfg.post_norms:
+            fit_width(note, config.frame_width - 1.0)
         group = VGroup(token, row, note).arrange(DOWN, buff=0.35)
         fit_height(group, self.stage_top() + config.frame_height / 2 - 0.9)
         group.next_to([0, self.stage_top(), 0], DOWN, buff=0.1)
@@ -149,6 +153,10 @@ class Values(AttentionScene):
         self.say(f"Now the change is added to the vector of {self.piece(q)}. This change sums all "
                  f"{cfg.n_heads} heads of layer {L}, not just head {self.head}.")
         self.play(FadeIn(token), FadeIn(cols[0]), FadeIn(note), run_time=1)
+        if cfg.post_norms:
+            rms = float(trace[f"blocks.{L}.ln1_post.hook_scale"][q].reshape(-1)[0])
+            self.say("In this model the sum passes through one more norm before it is added: it is divided by "
+                     f"its root mean square, here {narration.spoken_number(rms)}, and multiplied by a learned weight.")
         self.play(FadeIn(row[1]), FadeIn(cols[1]), run_time=1)
         plus = f"minus {narration.spoken_number(-d)}" if d < 0 else f"plus {narration.spoken_number(d)}"
         self.say(f"In the first entry, {narration.spoken_number(e)} {plus} makes {narration.spoken_number(new)}.")
@@ -199,7 +207,8 @@ class Values(AttentionScene):
         vocab = cfg.vocab_size
 
         # the table: a name column, then one column per stage
-        heads = [("E", f"before layer {L}"), (f"E + head {H}'s ΔE", "this head's change only"),
+        heads = [("E", f"before layer {L}"),
+                 (f"E + head {H}'s ΔE", "its share, after the norm" if cfg.post_norms else "this head's change only"),
                  (f"after layer {L}", f"all {cfg.n_heads} heads, then the MLP")]
         col_w, name_w, gap = 3.3, 3.0, 0.25
         xs = [name_w + gap + col_w * (i + 0.5) for i in range(3)]

@@ -88,18 +88,24 @@ def truth(shown, scene):
             return (W["W_Q"] + W["W_O"]) // cfg.n_heads
         if name == "per_kv_head":
             return (W["W_K"] + W["W_V"]) // cfg.n_kv_heads
+        norms = 2 * cfg.d_head if cfg.qk_norm else 0  # QK-norm: one weight of d_head for queries, one for keys
+        if name == "qk_norms":
+            return norms
         if name == "layer":  # no biases in the models tested here
-            return sum(W.values())
+            return sum(W.values()) + norms
         if name == "all_layers":
-            return sum(sum(_weight(scene, layer, w).numel() for w in W) for layer in range(cfg.n_layers))
+            return sum(sum(_weight(scene, layer, w).numel() for w in W) + norms for layer in range(cfg.n_layers))
     if src == "attn.cells":
         which, how = idx
         m = n if which == "tokens" else cfg.n_ctx
+        if how == "window":  # a sliding-window layer: each query sees at most `sliding_window` keys, itself included
+            q = torch.arange(m, dtype=torch.int64)
+            return int(torch.clamp(q + 1, max=cfg.sliding_window).sum())
         return m * m if how == "all" else m * (m + 1) // 2
     if src == "attn.kv_head":
         return idx[0] * cfg.n_kv_heads // cfg.n_heads
-    if src == "attn.sqrt_d_head":
-        return math.sqrt(cfg.d_head)
+    if src == "attn.sqrt_d_head":  # the scores' divisor: Gemma's config may name its square (query_pre_attn_scalar)
+        return math.sqrt(cfg.query_pre_attn_scalar if cfg.query_pre_attn_scalar else cfg.d_head)
     if src == "attn.behaviour":
         return head_labels(trace, idx[0])[idx[1]][1]
     if src == "attn.behaviour_count":

@@ -40,7 +40,8 @@ def _lens_probs(model: str, trace_hash: str, layer: int, position: int, resid: t
 def _param_counts(model: str) -> dict:
     net = loaded(model).model
     n = lambda name: net.get_parameter(name).numel() if name in dict(net.named_parameters()) else 0  # noqa: E731
-    attention = sum(n(f"blocks.0.attn.{w}") for w in ("W_Q", "W_K", "W_V", "W_O", "b_Q", "b_K", "b_V", "b_O"))
+    attention = sum(n(f"blocks.0.attn.{w}") for w in ("W_Q", "W_K", "W_V", "W_O", "b_Q", "b_K", "b_V", "b_O",
+                                                        "q_norm.w", "k_norm.w"))  # QK-norm weights (Gemma)
     mlp = sum(n(f"blocks.0.mlp.{w}") for w in ("W_in", "W_gate", "W_out", "b_in", "b_out"))
     layers = net.cfg.n_layers
     return {"attention": attention, "mlp": mlp, "attention_all": attention * layers, "mlp_all": mlp * layers}

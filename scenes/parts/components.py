@@ -491,9 +491,11 @@ class ProvenanceTag(VGroup):
 
 # --------------------------------------------------------------------------- cell grids as images
 
-def cell_grid_image(n: int, theme: Theme, side: float, causal: bool = True, pixels: int = 480) -> ImageMobject:
+def cell_grid_image(n: int, theme: Theme, side: float, causal: bool = True, pixels: int = 480,
+                    band: float = 0.0) -> ImageMobject:
     """An n x n grid of cells drawn as one image (cheap for thousands of cells): the cells a
-    causal model fills (key not after query) shaded, grid lines while cells are big enough."""
+    causal model fills (key not after query) shaded, grid lines while cells are big enough.
+    band > 0: the cells less than `band` cells before their query (a sliding window) in the accent colour."""
     from manim import ManimColor
 
     px = max(n, (pixels // n) * n)
@@ -507,6 +509,9 @@ def cell_grid_image(n: int, theme: Theme, side: float, causal: bool = True, pixe
     cols = np.arange(px)[None, :] // cell
     filled = (rows <= cols) if causal else np.ones((px, px), bool)  # rows: keys, columns: queries
     img[filled] = 0.35 * fill + 0.65 * bg
+    if band > 0:
+        accent = np.array(ManimColor(theme.accent).to_rgb()) * 255
+        img[filled & ((cols - rows) < max(band, 1.0))] = 0.8 * accent + 0.2 * bg
     if cell >= 4:
         grid = (np.arange(px) % cell == 0)
         img[grid, :] = line

@@ -102,6 +102,11 @@ class SceneData:
     def embedding_corner(self) -> dict:
         return geometry.embedding_corner(self.params.model)
 
+    @cached_property
+    def focus_embedding_row(self) -> list[float]:
+        """The focus token's whole row of W_E, as stored (before the model's embedding scale)."""
+        return geometry.embedding_row(self.params.model, self.trace.tokens[self.focus])
+
     def neighbours(self, token_id: int) -> list[dict]:
         return geometry.neighbours(token_id, self.params.model, TOP_K)
 
