@@ -203,9 +203,9 @@ class Masking(AttentionScene):
         img = full[1]
         band = cell_grid_image(drawn, theme, img.height, band=w * drawn / ctx).move_to(img)
         kept = window_cells(ctx, w)
-        note = VGroup(label("a local layer (window", theme, LABEL, color=theme.accent),
+        note = VGroup(label("a local layer with a window of", theme, LABEL, color=theme.accent),
                       count(w, theme, "config.sliding_window", size=LABEL, color=theme.accent),
-                      label(") keeps only", theme, LABEL, color=theme.accent),
+                      label("keeps only", theme, LABEL, color=theme.accent),
                       count(kept, theme, "attn.cells", size=LABEL, index=("n_ctx", "window"), color=theme.accent),
                       label("cells", theme, LABEL, color=theme.accent)).arrange(RIGHT, buff=0.15)
         fit_width(note, config.frame_width - 1.0)

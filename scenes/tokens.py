@@ -188,7 +188,9 @@ class Tokens(TransformerScene):
         self.say(f"Counted in characters, that is {chars} times {chars}: {self.cells(chars)}. "
                  "This grid is only a sketch.")
         self.play(FadeIn(char_grid), FadeIn(char_cells), run_time=1.5)
-        bigger = " For this prompt, tokens make the grid bigger, not smaller." if n > chars else ""
+        added = counts.added_tokens(trace)
+        bigger = ((" For this prompt, tokens make the grid bigger, not smaller"
+                   + (": the start token counts too." if n - added <= chars else ".")) if n > chars else "")
         self.say(f"Counted in tokens, it is {n} times {n}: {self.cells(n)}.{bigger}")
         self.play(FadeIn(token_grid), FadeIn(tok_cells), run_time=1.5)
         q, keys = choice.query, choice.keys
