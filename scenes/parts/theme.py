@@ -1,8 +1,21 @@
 """The visual language: colours, fonts, sizes and number formatting shared by every scene.
 
-Two themes, dark (default, for video) and light (projectors, print). Colours follow
-`design/style.md`: query yellow, key teal, value red; numbers coloured by sign and size
+Two themes, dark (default, for video) and light (projectors, print); a theme changes colours
+only, never a position. Query yellow, key teal, value red; numbers coloured by sign and size
 (positive blue, negative red, near zero grey); every prompt token keeps one colour.
+
+How numbers are written, in every scene (the style guide; the tests write the expected text of
+signed numbers, percentages and whole numbers themselves and check every one on screen):
+- Signs only where a quantity can be negative: vector entries, logits, scores, cosines, pushes
+  (`fmt`: "+0.12", "−1.50", with a real minus sign; a value that shows as zero gets no sign).
+  Probabilities, sums of probabilities, lengths (norms), counts and eˣ carry none.
+- Probabilities as percentages with one decimal (`fmt_percent`: "47.5%"; "<0.1%" for what
+  would round to zero), never as 0.xx.
+- Whole numbers with thousands separators (`fmt_int`: "1,536").
+- Shapes as rows × columns of the matrix as drawn ("576 × 64"), never the other order.
+- Attention scores labelled with their scaling ("q·k / √64"), and where a vector changes because
+  of a norm, the norm step is drawn, not only said.
+- Spoken numbers follow the same rules in words (scenes/parts/narration.py).
 """
 
 from __future__ import annotations
