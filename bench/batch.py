@@ -90,7 +90,7 @@ def batch(course: Path, out: Path, cache: Path, extra: list[str]) -> dict:
     if proc.returncode != 0:
         raise SystemExit(f"batch {' '.join(extra)} failed: {(proc.stderr or proc.stdout).strip()[-800:]}")
     report = json.loads((out / "batch.json").read_text())
-    return {"wall": wall, "report": report}
+    return {"wall": wall, "report": report, "load": os.getloadavg()[1]}  # the machine's 5-minute load average after the run
 
 
 def main() -> None:
@@ -135,8 +135,9 @@ def main() -> None:
         jobs = r["report"]["jobs"].values()
         render = sum(j["render_s"] for j in jobs)
         rows.append([name, str(len(jobs)), f"{r['wall']:.1f}", f"{one / r['wall']:.2f}x", f"{render:.1f}",
-                     f"{statistics.mean(j['wall_s'] - j['render_s'] for j in jobs):.2f}"])
-    text = table(["run", "clips", "wall s", "speed-up vs --jobs 1", "sum of manim s", "per clip: job - manim s"], rows)
+                     f"{statistics.mean(j['wall_s'] - j['render_s'] for j in jobs):.2f}", f"{r['load']:.1f}"])
+    text = table(["run", "clips", "wall s", "speed-up vs --jobs 1", "sum of manim s", "per clip: job - manim s",
+                  "load average (5 min)"], rows)
     ray_run, two = runs["Ray, 2 workers"], runs["here, --jobs 2"]
     n = len(ray_run["report"]["jobs"])
     per_task = (ray_run["wall"] - two["wall"]) / n
@@ -146,6 +147,11 @@ def main() -> None:
             f"Overhead per task on Ray against --jobs 2 here (same parallelism): {per_task:+.1f} s "
             f"((Ray wall - local wall) / {n} clips). \"job - manim\" is the time of each clip outside its manim process "
             f"(here: publishing; on Ray: installing the bundle, reading the data, publishing, packing the files).")
+    busiest = max(r["load"] for r in runs.values())
+    if busiest > (os.cpu_count() or 1):
+        body += (f"\n\nThe machine was shared while measuring (load average up to {busiest:.1f} on {os.cpu_count()} cores): "
+                 "the wall times and speed-ups measure the neighbours' work as much as the batch's. The time spent "
+                 "outside manim per clip is the number that holds.")
     ray_jobs = list(ray_run["report"]["jobs"].values())
     render_mean = statistics.mean(j["render_s"] for j in ray_jobs)
     inside = statistics.mean(j["wall_s"] - j["render_s"] for j in ray_jobs)
