@@ -42,6 +42,7 @@ def default_trace(smollm2):
 # only costs balance, never correctness.
 LONGEST = {
     "tests/test_scenes_render.py::test_render_all_scenes[default]": 330,
+    "tests/test_batch.py::test_batch_on_a_local_ray_cluster": 180,
     "tests/test_determinism.py::test_renders_are_identical_across_runs_and_jobs": 110,
     "tests/test_reliability.py::test_bad_input_case[mixed-prompt-renders]": 100,
     "tests/test_scenes_render.py::test_render_all_scenes[tricky]": 60,

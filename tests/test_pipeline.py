@@ -138,7 +138,7 @@ def test_a_lecture_of_thousands_of_scenes_starts_promptly(tmp_path, monkeypatch)
     path.write_text('title = "big"\n' + "".join(f'[[scene]]\nname = "tokens"\nseed = {i}\n\n' for i in range(n)))
     args = argparse.Namespace(file=path, prompt=None, model=None, layer=None, head=None, analogy=None, theme=None,
                               seed=None, quality=None, fps=None, format=None, voice=None, speed=None,
-                              burn_captions=None, device="auto", sections=False, out=None)
+                              burn_captions=None, query=None, key=None, device="auto", sections=False, out=None)
     _, items, _ = render.lecture_jobs(args)
     assert len(items) == n and [p.seed for _, p, _ in items] == list(range(n))
     assert calls["line_of"] <= 1 and calls["line_start"] == 0 and calls["missing"] == 1, calls  # per file, not per scene
