@@ -221,9 +221,9 @@ class Prediction(TransformerScene):
         n = max(len(steps) for steps in runs.values())
         tail = trace.prompt.replace("\r", "").split("\n")[-1].strip() or trace.prompt.strip()
         tail = tail if len(tail) <= 40 else tail[-39:].lstrip()
-        prompt = VGroup(label("…", theme, LABEL, color=theme.dim),
-                        label(tail, theme, LABEL, color=theme.dim,
-                              shown=Shown(tail, tail, "prompt", kind="text"))).arrange(RIGHT, buff=0.1)
+        cut = [label("…", theme, LABEL, color=theme.dim)] if tail != trace.prompt.strip() else []  # only when text is left out
+        prompt = VGroup(*cut, label(tail, theme, LABEL, color=theme.dim,
+                                    shown=Shown(tail, tail, "prompt", kind="text"))).arrange(RIGHT, buff=0.1)
         prompt.next_to([0, self.stage_top(), 0], DOWN, buff=0.35)
         favourites = {t: sum(s["chosen"]["id"] == s["top"][0]["id"] for s in runs[t]) for t in temps}
         rows = VGroup()
