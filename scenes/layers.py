@@ -202,7 +202,7 @@ class Layers(TransformerScene):
         ps = [r["answer_probability"] for r in self.rows]
         n = len(ps)
         plot = Plot((0, n - 1), (0, 1.0), theme, width=9.5, height=4.0, x_ticks=nice_ticks(n - 1, 5),
-                    y_ticks=[0, 0.25, 0.5, 0.75, 1.0], y_decimals=2, x_label="layer",
+                    y_ticks=[0, 0.25, 0.5, 0.75, 1.0], y_tick_text=lambda p: f"{100 * p:.0f}%", x_label="layer",
                     y_label="probability of the final answer")
         plot.move_to(DOWN * 0.6)
         xs = list(range(n))

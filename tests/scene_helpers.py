@@ -498,9 +498,13 @@ def check_index(mob, shown, scene, parent) -> None:
 
 
 def check_axis(shown) -> None:
-    """A tick label: a scale mark, not data; its text must say its value."""
-    value = float(shown.text.strip().replace(MINUS, "-").replace(",", ""))
-    decimals = len(shown.text.split(".")[1]) if "." in shown.text else 0
+    """A tick label: a scale mark, not data; its text must say its value (a probability axis says
+    it in percent: "25%" for 0.25)."""
+    text = shown.text.strip()
+    percent = text.endswith("%")
+    digits = text.rstrip("%")
+    value = float(digits.replace(MINUS, "-").replace(",", "")) / (100 if percent else 1)
+    decimals = (len(digits.split(".")[1]) if "." in digits else 0) + (2 if percent else 0)
     assert abs(value - float(shown.value)) <= 0.5 * 10 ** -decimals, shown
 
 

@@ -32,7 +32,7 @@ class Plot(VGroup):
     def __init__(self, x_range: tuple[float, float], y_range: tuple[float, float], theme: Theme,
                  width: float = 6.0, height: float = 3.5, x_ticks: Sequence[float] = (), y_ticks: Sequence[float] = (),
                  x_label: str = "", y_label: str = "", x_decimals: int = 0, y_decimals: int = 0, size: float = SMALL,
-                 x_tick_text: Callable[[float], str] | None = None):
+                 x_tick_text: Callable[[float], str] | None = None, y_tick_text: Callable[[float], str] | None = None):
         super().__init__()
         self.theme = theme
         self.x0, self.x1 = x_range
@@ -44,7 +44,7 @@ class Plot(VGroup):
         self.add(self.x_axis, self.y_axis)
         self.tick_labels = VGroup()
         marks = [(self.point(x, self.y0), DOWN, x, x_tick_text(x) if x_tick_text else tick_text(x, x_decimals)) for x in x_ticks]
-        marks += [(self.point(self.x0, y), LEFT, y, tick_text(y, y_decimals)) for y in y_ticks]
+        marks += [(self.point(self.x0, y), LEFT, y, y_tick_text(y) if y_tick_text else tick_text(y, y_decimals)) for y in y_ticks]
         for p, side, value, text in marks:
             tick = Line(p, p + side * 0.08, color=theme.dim, stroke_width=2)
             lab = label(text, theme, size * 0.85, color=theme.dim, mono=True, shown=Shown(text, value, "axis", kind="text"))
