@@ -51,7 +51,7 @@ def test_a_cached_trace_is_not_served_to_changed_model_code(project):
     first = run(copy, cache, code)
     assert first["future"] == 0.0  # causal: no weight on later tokens
     assert run(copy, cache, code) == first  # unchanged code: the cached trace (same hash)
-    edit(copy / "model" / "transformer.py", 'scores.masked_fill(future, float("-inf"))', "scores")  # the mask dropped
+    edit(copy / "model" / "transformer.py", 'scores.masked_fill(hidden, float("-inf"))', "scores")  # the mask dropped
     broken = run(copy, cache, code)
     assert broken["future"] > 0.1, "the trace made before the change was served"
     assert len(list((cache / "traces").glob("*.safetensors"))) == 2  # one entry per version of the code

@@ -48,7 +48,14 @@ def test_same_seed_same_tokens_other_seed_other_tokens(smollm2):
     assert [s["chosen"]["id"] for s in a] == [s["chosen"]["id"] for s in b]
     others = {tuple(s["chosen"]["id"] for s in generate(smollm2, DEFAULT_PROMPT, 6, 1.0, seed)) for seed in range(4)}
     assert len(others) > 1
-    assert a[1]["context"][-1] == a[0]["chosen"]["token"]  # each step continues the sampled text
+    # each step continues the sampled text: step 2's top tokens are a fresh full pass over the
+    # prompt and step 1's token (no KV cache)
+    from model.trace import encode_prompt
+
+    ids = torch.tensor(encode_prompt(smollm2, DEFAULT_PROMPT) + [a[0]["chosen"]["id"]])
+    top = torch.softmax(smollm2.model(ids)[-1].float(), -1).topk(len(a[1]["top"]))
+    assert [t["id"] for t in a[1]["top"]] == top.indices.tolist()
+    torch.testing.assert_close(torch.tensor([t["probability"] for t in a[1]["top"]]), top.values, atol=1e-5, rtol=0)
 
 
 def test_temperature_zero_is_greedy(smollm2):
