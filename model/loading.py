@@ -243,6 +243,9 @@ def load_gguf(source: ModelSource):
     meta["crc32"] = str(weights_checksum(weights, meta))
     with atomic_path(cached) as tmp:
         save_file(weights, str(tmp), metadata=meta)
+    for stale in cached.parent.glob(f"{source.fingerprint}-*.safetensors"):  # made by other loader code: never read
+        if stale != cached:  # again, and about 1 GB each for Gemma
+            stale.unlink(missing_ok=True)
     return config, weights, encoding
 
 
