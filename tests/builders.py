@@ -44,3 +44,15 @@ def write_random_gpt2(folder: Path, d_model: int, n_layers: int = 1, n_heads: in
                else torch.randn(shape, generator=g) * 0.02 for name, shape in shapes.items()}
     save_file(weights, str(folder / "model.safetensors"))
     return folder
+
+
+def train_byte_level_tokenizer(folder: Path, text: str, vocab_size: int):
+    """A small byte-level BPE tokenizer (GPT-2's pre-tokenizer), trained here on `text` and two
+    fixed sentences, saved as folder/tokenizer.json: the tiny random models need some tokenizer."""
+    from tokenizers import ByteLevelBPETokenizer
+
+    tok = ByteLevelBPETokenizer()
+    corpus = [text, "The fluffy blue creature roamed the verdant forest.", "Queries, keys and values."] * 20
+    tok.train_from_iterator(corpus, vocab_size=vocab_size, min_frequency=2, show_progress=False)
+    tok.save(str(folder / "tokenizer.json"))
+    return tok

@@ -9,6 +9,7 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
+from builders import train_byte_level_tokenizer  # noqa: E402
 from model.loading import load  # noqa: E402
 from model.trace import run_trace  # noqa: E402
 
@@ -39,14 +40,7 @@ def test_gpt2_matches_transformers(tmp_path):
 
 @pytest.fixture
 def byte_level_tokenizer(tmp_path):
-    """A small byte-level BPE tokenizer.json, trained here, with the same pre-tokenizer as GPT-2."""
-    from tokenizers import ByteLevelBPETokenizer
-
-    tok = ByteLevelBPETokenizer()
-    corpus = [TEXT, "The fluffy blue creature roamed the verdant forest.", "Queries, keys and values."] * 20
-    tok.train_from_iterator(corpus, vocab_size=400, min_frequency=2, show_progress=False)
-    tok.save(str(tmp_path / "tokenizer.json"))
-    return tok
+    return train_byte_level_tokenizer(tmp_path, TEXT, vocab_size=400)
 
 
 def test_llama_with_grouped_query_attention_matches_transformers(tmp_path, byte_level_tokenizer):

@@ -9,6 +9,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from builders import train_byte_level_tokenizer
+
 transformers = pytest.importorskip("transformers")
 
 
@@ -87,14 +89,7 @@ TEXT = "Attention is all you need, said the 8 transformers in 2017, and the wind
 
 @pytest.fixture
 def byte_level_tokenizer(tmp_path):
-    """A small byte-level BPE tokenizer.json, trained here (the tiny model needs some tokenizer)."""
-    from tokenizers import ByteLevelBPETokenizer
-
-    tok = ByteLevelBPETokenizer()
-    corpus = [TEXT, "The fluffy blue creature roamed the verdant forest.", "Queries, keys and values."] * 20
-    tok.train_from_iterator(corpus, vocab_size=300, min_frequency=2, show_progress=False)
-    tok.save(str(tmp_path / "tokenizer.json"))
-    return tok
+    return train_byte_level_tokenizer(tmp_path, TEXT, vocab_size=300)
 
 
 def random_gemma3(folder, vocab: int, tied: bool):
