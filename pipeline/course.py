@@ -36,7 +36,7 @@ from pathlib import Path
 
 from model.errors import UserError
 
-from .lecture_file import LectureScene, check_options, line_of, line_start, load_lecture
+from .lecture_file import LectureScene, check_options, line_of, line_start, load_lecture, table_lines
 
 TOP_KEYS = {"title", "out", "jobs", "matrix", "defaults", "lecture"}
 LECTURE_KEYS = {"title", "file", "scenes"}
@@ -60,11 +60,6 @@ class Course:
     matrix: dict[str, list] = field(default_factory=dict)  # scene option -> its values, e.g. {"prompt": [...]}
     out: str | None = None
     jobs: int | None = None
-
-
-def table_lines(text: str, name: str) -> list[int]:
-    """1-based line of every [[name]] header."""
-    return [text.count("\n", 0, m.start()) + 1 for m in re.finditer(rf"^[ \t]*\[\[\s*{re.escape(name)}\s*\]\]", text, re.M)]
 
 
 def load_course(path: Path, known_scenes: list[str]) -> Course:

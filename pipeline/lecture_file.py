@@ -57,10 +57,10 @@ def line_of(text: str, pattern: str, start: int = 0) -> int:
     return text.count("\n", 0, m.start()) + 1 if m else 0
 
 
-def scene_table_lines(text: str) -> list[int]:
-    """1-based line of every [[scene]] header, counted in one pass."""
+def table_lines(text: str, name: str) -> list[int]:
+    """1-based line of every [[name]] header, counted in one pass."""
     lines, line, last = [], 1, 0
-    for m in re.finditer(r"^[ \t]*\[\[\s*scene\s*\]\]", text, re.M):
+    for m in re.finditer(rf"^[ \t]*\[\[\s*{re.escape(name)}\s*\]\]", text, re.M):
         line += text.count("\n", last, m.start())
         last = m.start()
         lines.append(line)
@@ -87,7 +87,7 @@ def load_lecture(path: Path, known_scenes: list[str]) -> Lecture:
     entries = data.get("scene", [])
     if not isinstance(entries, list) or not entries:
         raise UserError(f"{path}: a lecture needs at least one [[scene]] table")
-    lines = scene_table_lines(text)
+    lines = table_lines(text, "scene")
     scenes = []
     for i, entry in enumerate(entries):
         line = lines[i] if i < len(lines) else 0
