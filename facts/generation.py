@@ -12,7 +12,7 @@ import torch
 from model.cache import cached
 from model.loading import LoadedModel, shared
 from model.tokenizer import token_pieces
-from model.trace import encode_prompt
+from model.trace import encode_prompt, one_thread
 from model.transformer import KVCache
 
 SAMPLE_STEPS = 5  # tokens sampled after the prompt, in every scene that samples
@@ -46,7 +46,8 @@ def generate(loaded: LoadedModel, prompt: str, n_new: int, temperature: float = 
     steps = []
     for step in range(n_new):
         if step:  # only the token just chosen goes through the model; the rest is in the cache
-            logits = loaded.model(torch.tensor([chosen], device=loaded.device), past=past)[-1].float().cpu()
+            with one_thread():
+                logits = loaded.model(torch.tensor([chosen], device=loaded.device), past=past)[-1].float().cpu()
         probs = softmax_with_temperature(logits, temperature)
         chosen = sample(probs, generator)
         top_p, top_ids = probs.topk(top_k)
@@ -69,7 +70,8 @@ def prefill(loaded: LoadedModel, ids: list[int]) -> tuple[torch.Tensor, KVCache]
     key = (id(loaded.model), tuple(ids))
     if key not in PREFILLED:
         past = KVCache()
-        logits = loaded.model(torch.tensor(ids, device=loaded.device), past=past)[-1].float().cpu()  # [vocab]
+        with one_thread():
+            logits = loaded.model(torch.tensor(ids, device=loaded.device), past=past)[-1].float().cpu()  # [vocab]
         while len(PREFILLED) >= 4:
             PREFILLED.pop(next(iter(PREFILLED)))
         PREFILLED[key] = logits, past, loaded.model

@@ -20,6 +20,7 @@ from model.cache import cached
 from model.errors import UserError
 from model.loading import DEFAULT_MODEL, shared
 from model.tokenizer import token_pieces
+from model.trace import one_thread
 
 ORTHOGONALITY_DIMS = (8, 16, 32, 64, 128, 256, 384, 448)  # measured below the model's width, then the width itself
 MAX_DIM = 576  # the widest measured at build time (SmolLM2's d_model: about 15 s on one idle core, most of the experiment)
@@ -105,13 +106,9 @@ def experiment(dims: tuple[int, ...] = ORTHOGONALITY_DIMS, tolerance_deg: float 
     """Counts for each dimension (same arguments, same numbers). One thread: small matrices run
     fastest that way, and stay fast on a busy machine. Up to 576 dimensions: about 15 s on an
     idle core, 30 s on a busy one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         return [{"dim": d, "count": most_that_fit(d, tolerance_deg, seed), "welch_bound": welch_bound(d, tolerance_deg),
                  "tolerance_deg": tolerance_deg, "seed": seed} for d in dims]
-    finally:
-        torch.set_num_threads(threads)
 
 
 def orthogonality(d_model: int, seed: int, dims: tuple[int, ...] | None = None,

@@ -48,6 +48,7 @@ model again, and a trace made by other code is never read back.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 from dataclasses import dataclass
@@ -159,11 +160,25 @@ def library_versions() -> dict[str, str]:
     return out
 
 
+@contextlib.contextmanager
+def one_thread():
+    """Run torch on one CPU thread inside: a matrix product split over more threads sums in
+    another order, so its last bits (and a trace's hash) would depend on the machine's cores and
+    on how many renders share them. One thread costs little at these sizes."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def run_trace(loaded: LoadedModel, prompt: str) -> Trace:
     """One forward pass, recording every hook."""
     ids = encode_prompt(loaded, prompt)
     cache: dict[str, torch.Tensor] = {}
-    loaded.model(torch.tensor(ids, device=loaded.device), cache)
+    with one_thread():
+        loaded.model(torch.tensor(ids, device=loaded.device), cache)
     tensors, seen = {}, set()
     for name, t in cache.items():  # e.g. blocks.3.hook_resid_pre *is* blocks.2.hook_resid_post: give each its own storage
         t = t.to("cpu", torch.float32)
