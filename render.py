@@ -17,8 +17,11 @@ Every error from bad input is one line on stderr and exit code 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 DEFAULT_PROMPT = "The fluffy blue creature roamed the verdant forest"
@@ -138,6 +141,7 @@ def build_parser() -> Parser:
     p.add_argument("--prompt", default=None, help="override the lecture's prompt for every scene")
     add_model_options(p, default=None)
     add_render_options(p, lecture=True)
+    p.add_argument("--plan", action="store_true", help="check the lecture and list the clips it would render; render nothing")
     p.set_defaults(func=cmd_lecture)
 
     p = sub.add_parser("batch", help="render a course file (lectures x prompts x models x themes x qualities x formats), "
@@ -159,13 +163,13 @@ def build_parser() -> Parser:
 def cmd_predict(args) -> int:
     from model.errors import UserError
     from model.loading import load
-    from model.trace import get_trace
     from model.tokenizer import token_pieces
+    from model.untrusted import trusted_trace
 
     if args.top < 1:
         raise UserError("--top must be at least 1")
     loaded = load(args.model, args.device)
-    trace = get_trace(args.prompt, loaded=loaded)
+    trace = trusted_trace(args.prompt, loaded=loaded)
     probs = trace["logits"][-1].softmax(-1)
     values, ids = probs.topk(min(args.top, probs.numel()))
     rows = [{"token": piece, "id": int(i), "probability": round(float(v), 6)}
@@ -195,9 +199,15 @@ def cmd_trace(args) -> int:
         raise UserError(f"trace output must end in .safetensors, not {out.name!r}")
     if out.is_dir() or (out.parent.exists() and not out.parent.is_dir()):
         raise UserError(f"cannot write the trace to {out}: not a file path")
+    if out.with_suffix(".json").is_dir():
+        raise UserError(f"cannot write the trace's metadata to {out.with_suffix('.json')}: it is a folder")
     trace = run_trace(load(args.model, args.device), args.prompt)
-    try:
-        trace.save(out)
+    try:  # both files made under temporary names beside the targets, then renamed: both appear, or neither
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as tmp:
+            trace.save(Path(tmp) / out.name)
+            os.replace(Path(tmp) / out.with_suffix(".json").name, out.with_suffix(".json"))
+            os.replace(Path(tmp) / out.name, out)
     except OSError as e:
         raise UserError(f"cannot write {out}: {e.strerror or e}") from None
     print(f"wrote {out} ({len(trace.tensors)} tensors, {len(trace.tokens)} tokens) and {out.with_suffix('.json')}")
@@ -208,13 +218,14 @@ def cmd_heads(args) -> int:
     from facts.attention import choose_head, story_scores
     from facts.meaning import head_behaviours
     from model.loading import load
-    from model.trace import check_prompt, get_trace
+    from model.trace import check_prompt
+    from model.untrusted import trusted_trace
     from scenes.parts.params import parse_choice
 
     layer = parse_choice(args.layer, "layer")
     prompt = check_prompt(args.prompt)
     loaded = load(args.model, args.device)
-    trace = get_trace(prompt, loaded=loaded)
+    trace = trusted_trace(prompt, loaded=loaded)
     scores = story_scores(trace, layer)  # range check before anything slow
     auto = choose_head(trace, layer)
     behaviours = {L: head_behaviours(trace, L) for L in sorted({s["layer"] for s in scores})}
@@ -289,7 +300,8 @@ def cmd_lecture(args) -> int:
     from pipeline.render import lecture_jobs, render_scenes
 
     lecture, items, out = lecture_jobs(args)
-    return render_scenes(items, out=out, jobs=args.jobs or lecture.jobs, quiet=args.quiet, page_title=lecture.title)
+    return render_scenes(items, out=out, jobs=args.jobs or lecture.jobs, quiet=args.quiet, page_title=lecture.title,
+                         plan_only=args.plan)
 
 
 def cmd_batch(args) -> int:
@@ -299,18 +311,39 @@ def cmd_batch(args) -> int:
                      quiet=args.quiet)
 
 
+def output_failed(e: OSError) -> int:
+    """Standard output cannot take what we print (a closed pipe, /dev/full): one line, not a traceback.
+    A reader that stopped early (`| head`) is no error: exit quietly, as a killed writer would."""
+    import errno
+
+    with contextlib.suppress(OSError):  # nothing more goes to the broken output, not even at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    if e.errno == errno.EPIPE:
+        return 141
+    print(f"error: cannot write the output: {e.strerror or e}", file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
+    import errno
+
     from model.errors import UserError
 
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()
+        return code
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as e:
+        if e.filename is None and e.errno in (errno.EPIPE, errno.ENOSPC, errno.EFBIG, errno.EIO, errno.EDQUOT):
+            return output_failed(e)
+        raise
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ import hashlib
 import inspect
 import json
 import os
+import stat
 import tempfile
 from collections import OrderedDict
 from pathlib import Path
@@ -40,8 +41,37 @@ ROOT = Path(__file__).resolve().parents[1]  # the project: model/, facts/, scene
 
 
 def cache_dir() -> Path:
-    """$MANIM_TRANSFORMER_CACHE, or ~/.cache/manim-transformer."""
-    root = os.environ.get("MANIM_TRANSFORMER_CACHE") or Path.home() / ".cache" / "manim-transformer"
+    """$MANIM_TRANSFORMER_CACHE, or ~/.cache/manim-transformer: made if missing, and checked to be
+    a folder this process can write (else one UserError line saying what to set)."""
+    root = os.environ.get("MANIM_TRANSFORMER_CACHE")
+    if not root:
+        try:  # HOME set but empty would put the cache in the working folder or /
+            home = Path.home() if os.environ.get("HOME", "x").strip() else None
+        except (RuntimeError, KeyError):  # no HOME and no password entry for this user
+            home = None
+        if home is None or not home.is_absolute():
+            from .errors import UserError
+
+            raise UserError("no cache folder: HOME is not set; set MANIM_TRANSFORMER_CACHE to a writable folder")
+        root = home / ".cache" / "manim-transformer"
+    return usable(str(root))
+
+
+@functools.lru_cache(maxsize=64)
+def usable(root: str) -> Path:
+    """`root` as a Path once it exists as a writable folder; checked once per process and folder."""
+    from .errors import UserError
+
+    where = "MANIM_TRANSFORMER_CACHE" if os.environ.get("MANIM_TRANSFORMER_CACHE") else "HOME's cache folder"
+    if os.path.exists(root) and not os.path.isdir(root):
+        raise UserError(f"the cache folder {root} ({where}) is a file, not a folder; set MANIM_TRANSFORMER_CACHE to a writable folder")
+    try:
+        os.makedirs(root, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot use the cache folder {root} ({where}): {e.strerror or e}; "
+                        "set MANIM_TRANSFORMER_CACHE to a writable folder") from None
+    if not os.access(root, os.W_OK | os.X_OK):
+        raise UserError(f"the cache folder {root} ({where}) is not writable; set MANIM_TRANSFORMER_CACHE to a writable folder")
     return Path(root)
 
 
@@ -124,10 +154,36 @@ def write_json(path: Path, value: Any) -> None:
     atomic_write_text(path, json.dumps({"sha256": sha256_text(body), "value": value}, ensure_ascii=False))
 
 
+MAX_ENTRY_BYTES = 256 << 20  # far above any fact's JSON; a bigger "entry" is not one of ours
+
+
+def read_plain(path: Path, limit: int) -> bytes:
+    """The bytes of `path` when it is a regular file of at most `limit` bytes, read without
+    following a symlink in its last component and without blocking on a FIFO. Anything else raises
+    OSError: a cache entry swapped for a link (to /dev/zero, to a file elsewhere), a folder, a pipe
+    or a huge file is never read."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(f"{Path(path).name} is not a regular file")
+        if info.st_size > limit:
+            raise OSError(f"{Path(path).name} holds {info.st_size} bytes, more than {limit}")
+        chunks, size = [], 0
+        while block := os.read(fd, min(1 << 20, limit + 1 - size)):  # it may grow while read
+            chunks.append(block)
+            size += len(block)
+            if size > limit:
+                raise OSError(f"{Path(path).name} is larger than {limit} bytes")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def read_json(path: Path) -> Any:
     """The value of an entry written by `write_json`; raises ValueError if it is damaged or edited."""
     try:
-        entry = json.loads(Path(path).read_text(encoding="utf-8"))
+        entry = json.loads(read_plain(Path(path), MAX_ENTRY_BYTES).decode("utf-8"))
     except (OSError, UnicodeDecodeError) as e:
         raise ValueError(f"cache entry {Path(path).name} cannot be read ({e})") from None
     if not isinstance(entry, dict) or set(entry) != {"sha256", "value"}:
@@ -189,7 +245,10 @@ def cached(kind: str, packages: tuple[str, ...] = ("model", "facts")) -> Callabl
                         value = read_json(path)
                     except ValueError:
                         value = json.loads(json.dumps(fn(*args, **kwargs), ensure_ascii=False))
-                        write_json(path, value)
+                        try:
+                            write_json(path, value)
+                        except IsADirectoryError:  # a folder planted where the entry goes: served uncached
+                            pass
             _MEMORY[remembered] = value
             if len(_MEMORY) > _MEMORY_SIZE:
                 _MEMORY.popitem(last=False)

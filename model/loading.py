@@ -14,6 +14,7 @@ loader's code (model/cache.py).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib
@@ -27,10 +28,10 @@ import tiktoken
 import torch
 from safetensors.torch import load_file, save_file
 
-from . import gguf_file, hf_folder, tokenizer
+from . import gguf_file, hf_folder, tokenizer, untrusted
 from .config import ModelConfig
 from .errors import UserError
-from .cache import atomic_path, atomic_write_text, cache_dir, code_version, computing, sha256_file, sha256_text
+from .cache import atomic_path, atomic_write_text, cache_dir, code_version, computing, read_plain, sha256_file, sha256_text
 from .transformer import Transformer
 
 DEFAULT_MODEL = "smollm2-135m"
@@ -164,22 +165,32 @@ def embedded_where(spec: str) -> str:
     return str(folder / filename)
 
 
+def hf_files(folder: Path) -> list[Path]:
+    """The files of a Hugging Face folder that make the model (weights, config, tokenizer), each a
+    regular file: a folder named like a weight file or a dangling link is said plainly."""
+    files = sorted(p for p in folder.iterdir() if p.suffix == ".safetensors" or p.name in ("config.json", "tokenizer.json"))
+    for p in files:
+        if not p.is_file():
+            what = "a folder" if p.is_dir() else "a broken link" if p.is_symlink() and not p.exists() else "not a regular file"
+            raise UserError(f"{p} is {what}, not a file: remove or replace it")
+    return files
+
+
 def fingerprint(source: ModelSource) -> str:
     """sha256 of the checkpoint's content, memoised per (path, size, mtime) so it is cheap to ask again."""
-    files = [source.path] if source.kind == "gguf" else sorted(
-        p for p in source.path.iterdir() if p.suffix == ".safetensors" or p.name in ("config.json", "tokenizer.json")
-    )
+    files = [source.path] if source.kind == "gguf" else hf_files(source.path)
     stamp = sha256_text(*(f"{p}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files))
     memo = cache_dir() / "fingerprints" / stamp
-    try:
-        known = memo.read_text(encoding="ascii").strip()
+    try:  # the memo is believed only as 64 hex digits read from a small regular file (never a link)
+        known = read_plain(memo, 128).decode("ascii").strip()
         if re.fullmatch(r"[0-9a-f]{64}", known):  # anything else is not ours: hashed afresh
             return known
     except (OSError, UnicodeDecodeError):
         pass
     digest = sha256_text(*(f"{p.name}:{sha256_file(p)}" for p in files))
-    with atomic_path(memo) as tmp:
-        tmp.write_text(digest)
+    with contextlib.suppress(IsADirectoryError):  # a folder where the memo goes: the next run hashes again
+        with atomic_path(memo) as tmp:
+            tmp.write_text(digest)
     return digest
 
 
@@ -214,15 +225,27 @@ def load(spec: str = DEFAULT_MODEL, device: str = "auto") -> LoadedModel:
 
 
 def load_hf(source: ModelSource):
-    config = hf_folder.read_config(source.path)
+    hf_files(source.path)
+    untrusted.read_config_json(source.path)  # a JSON object of plain, finite values, before a family reads it
+    try:
+        config = hf_folder.read_config(source.path)
+    except (AttributeError, OverflowError) as e:  # a value of a shape no check above foresaw
+        raise UserError(f"{source.path / 'config.json'} holds a value of the wrong kind ({e})") from None
     weights = hf_folder.read_weights(source.path, config)
+    untrusted.check_finite(weights, str(source.path))
     tok_json = source.path / "tokenizer.json"
+    if tok_json.is_dir():
+        raise UserError(f"{tok_json} is a folder, not a tokenizer file")
     if tok_json.is_file():
-        encoding = tokenizer.encoding_from_tokenizer_json(tok_json)
+        try:
+            encoding = tokenizer.encoding_from_tokenizer_json(tok_json)
+        except (AttributeError, KeyError, TypeError, ValueError) as e:  # a table or entry of the wrong shape
+            raise UserError(f"{tok_json} is not a usable tokenizer file ({type(e).__name__}: {str(e)[:80]})") from None
     elif config.family == "gpt2" and config.vocab_size == 50257:
         encoding = tokenizer.gpt2_encoding()
     else:
         raise UserError(f"{source.path} has no tokenizer.json")
+    untrusted.check_vocabulary(encoding, config.vocab_size, str(source.path))
     return config, weights, encoding
 
 
@@ -239,6 +262,8 @@ def load_gguf(source: ModelSource):
     tok_fields = gguf_file.read_tokenizer_fields(reader)
     encoding = gguf_encoding(config.name, tok_fields)
     weights = gguf_file.read_weights(reader, config)
+    untrusted.check_finite(weights, str(source.path))  # checked once, before the cache entry binds them
+    untrusted.check_vocabulary(encoding, config.vocab_size, str(source.path))
     meta = {"config": json.dumps(config.to_dict()), "tokenizer": json.dumps(tok_fields)}
     meta["crc32"] = str(weights_checksum(weights, meta))
     with atomic_path(cached) as tmp:

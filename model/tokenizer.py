@@ -123,9 +123,17 @@ def encoding_from_tokenizer_json(path: Path) -> tiktoken.Encoding:
         spec = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise UserError(f"cannot read {path}: {e}") from None
+    if not isinstance(spec, dict) or not isinstance(spec.get("model") or {}, dict):
+        raise UserError(f"{path} is not a tokenizer file (it holds no tokenizer object)")
     model = spec.get("model") or {}
     if model.get("type") != "BPE" or "ByteLevel" not in json.dumps(spec.get("pre_tokenizer")):
         raise UserError(f"{path} is not a byte-level BPE tokenizer (only GPT-2/Llama-3-style byte-level BPE is supported)")
+    if not isinstance(model.get("vocab"), dict) or not model["vocab"]:
+        raise UserError(f"{path} has no vocabulary (model.vocab is missing or empty)")
+    if not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < 1 << 24 for i in model["vocab"].values()):
+        raise UserError(f"{path}: every vocabulary id must be a whole number from 0 to 2^24")
+    if not isinstance(model.get("merges", []), list) or not isinstance(spec.get("added_tokens", []), list):
+        raise UserError(f"{path}: model.merges and added_tokens must be lists")
     merges = [m if isinstance(m, str) else " ".join(m) for m in model.get("merges", [])]
     special = {t["content"]: t["id"] for t in spec.get("added_tokens", []) if t.get("special")}
     digits = '"individual_digits": true' in json.dumps(spec.get("pre_tokenizer"))

@@ -548,6 +548,8 @@ def install_bundle(bundle: dict[str, bytes]) -> int:
     root, added = cache_dir(), 0
     for rel, data in bundle.items():
         path = root / rel
+        if Path(rel).is_absolute() or ".." in Path(rel).parts:  # a bundle names files inside the cache only
+            raise ValueError(f"a cache bundle names a file outside the cache: {rel!r}")
         if not path.is_file():
             with atomic_path(path) as tmp:
                 tmp.write_bytes(data)

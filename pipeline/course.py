@@ -36,7 +36,7 @@ from pathlib import Path
 
 from model.errors import UserError
 
-from .lecture_file import LectureScene, check_options, line_of, line_start, load_lecture, table_lines
+from .lecture_file import LectureScene, check_options, line_of, line_start, load_lecture, read_text_file, table_lines
 
 TOP_KEYS = {"title", "out", "jobs", "matrix", "defaults", "lecture"}
 LECTURE_KEYS = {"title", "file", "scenes"}
@@ -64,12 +64,7 @@ class Course:
 
 def load_course(path: Path, known_scenes: list[str]) -> Course:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise UserError(f"cannot read course file {path}: {e.strerror or e}") from None
-    except UnicodeDecodeError:
-        raise UserError(f"course file {path} is not UTF-8 text") from None
+    text = read_text_file(path, "course file")  # a regular UTF-8 file of sane size, never /dev/zero or a pipe
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:

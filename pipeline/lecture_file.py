@@ -33,6 +33,7 @@ OPTIONS: dict[str, type | tuple[type, ...]] = {
     "burn_captions": bool, "query": (str, int), "key": (str, int),
 }
 TOP_KEYS = {"title", "defaults", "scene", "out", "sections", "jobs"}
+DEVICES = ("auto", "cuda", "cpu")
 
 
 @dataclass
@@ -69,10 +70,7 @@ def table_lines(text: str, name: str) -> list[int]:
 
 def load_lecture(path: Path, known_scenes: list[str]) -> Lecture:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise UserError(f"cannot read lecture file {path}: {e.strerror or e}") from None
+    text = read_text_file(path, "lecture file")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -83,10 +81,28 @@ def load_lecture(path: Path, known_scenes: list[str]) -> Lecture:
             where = line_of(text, rf"^[ \t]*\[?{re.escape(key)}\s*[=.\]]")
             raise UserError(f"{path}:{where}: unknown key {key!r} (allowed: {', '.join(sorted(TOP_KEYS))})")
     defaults = data.get("defaults", {})
+    if not isinstance(defaults, dict):
+        where = line_of(text, r"^[ \t]*\[?defaults")
+        raise UserError(f"{path}:{where}: defaults must be a table ([defaults]), "
+                        f"not a {type(defaults).__name__}")
     check_options(path, text, defaults, line_of(text, r"^[ \t]*\[defaults\]"))
     entries = data.get("scene", [])
     if not isinstance(entries, list) or not entries:
         raise UserError(f"{path}: a lecture needs at least one [[scene]] table")
+    if not all(isinstance(entry, dict) for entry in entries):
+        where = line_of(text, r"^[ \t]*\[*\s*scene")
+        raise UserError(f"{path}:{where}: scene must be a list of [[scene]] tables, "
+                        "each with a name")
+    for key, kind, wanted in (("title", str, "a string"), ("sections", bool, "true or false")):
+        if key in data and not isinstance(data[key], kind):
+            where = line_of(text, rf"^[ \t]*{key}\s*=")
+            raise UserError(f"{path}:{where}: {key} must be {wanted}, "
+                            f"not {type(data[key]).__name__}")
+    if "out" in data:
+        problem = out_problem(data["out"])
+        if problem:
+            where = line_of(text, r"^[ \t]*out\s*=")
+            raise UserError(f"{path}:{where}: out {problem}")
     lines = table_lines(text, "scene")
     scenes = []
     for i, entry in enumerate(entries):
@@ -103,10 +119,42 @@ def load_lecture(path: Path, known_scenes: list[str]) -> Lecture:
         check_options(path, text, own, line)
         scenes.append(LectureScene(name, {**defaults, **own}, line))
     jobs = data.get("jobs")
-    if jobs is not None and (not isinstance(jobs, int) or jobs < 1):
+    if jobs is not None and (not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1):
         where = line_of(text, r"^[ \t]*jobs\s*=")
         raise UserError(f"{path}:{where}: jobs must be a whole number >= 1")
     return Lecture(str(data.get("title", path.stem)), scenes, data.get("out"), bool(data.get("sections", False)), jobs)
+
+
+MAX_FILE_BYTES = 16 << 20  # a lecture of 10,000 scenes is about 300 kB
+
+
+def read_text_file(path: Path, what: str) -> str:
+    """A lecture or course file's text: a regular file (a link to one is fine) of UTF-8 text, at most
+    MAX_FILE_BYTES; /dev/zero, a pipe or a folder is refused with one line, never read forever."""
+    from model.cache import read_plain
+
+    try:
+        data = read_plain(path.resolve(), MAX_FILE_BYTES)
+    except OSError as e:
+        raise UserError(f"cannot read {what} {path}: {e.strerror or e}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise UserError(f"{path}:{line}: the {what} is not UTF-8 text (byte 0x{data[e.start]:02X}); save it as UTF-8") from None
+
+
+def out_problem(out) -> str | None:
+    """Why a lecture's `out` cannot name a folder, or None (the rules of the --out option)."""
+    if not isinstance(out, str):
+        return f"must be a string naming a folder, not {type(out).__name__}"
+    if not out.strip():
+        return "is empty: name a folder, e.g. out = \"lecture\""
+    if any(ord(c) < 32 or ord(c) == 127 for c in out):
+        return f"{out!r} contains a control character (a newline?): name a plain folder"
+    if any(len(part.encode("utf-8", "surrogateescape")) > 255 for part in Path(out).parts):
+        return "has a folder name over 255 bytes, longer than filesystems allow"
+    return None
 
 
 def line_start(text: str, line: int) -> int:
@@ -131,3 +179,5 @@ def check_options(path: Path, text: str, options: dict, table_line: int) -> None
             raise UserError(f"{path}:{where()}: unknown option {key!r}{hint}")
         if not isinstance(value, OPTIONS[key]) or (isinstance(value, bool) and OPTIONS[key] is not bool):
             raise UserError(f"{path}:{where()}: option {key!r} has the wrong type ({type(value).__name__})")
+        if key == "device" and value not in DEVICES:
+            raise UserError(f"{path}:{where()}: device must be one of {', '.join(DEVICES)}, not {value!r}")

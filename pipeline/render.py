@@ -183,7 +183,8 @@ def lecture_jobs(args):
         o = {**LECTURE_DEFAULTS, "prompt": DEFAULT_PROMPT, **entry.options, **cli}
         where = f"{args.file}:{entry.line}: "
         try:
-            params = scene_params(o["prompt"], o["model"], args.device, o["layer"], o["head"], o["theme"], o["seed"], o["analogy"],
+            device = o.get("device", "auto") if args.device == "auto" else args.device  # --device wins when given
+            params = scene_params(o["prompt"], o["model"], device, o["layer"], o["head"], o["theme"], o["seed"], o["analogy"],
                                   o["voice"], o["speed"], o["burn_captions"], o["query"], o["key"])
         except UserError as e:
             raise UserError(where + str(e)) from None
@@ -232,8 +233,10 @@ class Display:
             self.progress.update(self.tasks[job.stem], total=beats, completed=beats if finished else max(p.get("beat", 1) - 1, 0), state=state)
 
 
-def render_scenes(items: list[tuple[str, object, RenderSettings]], out: Path | None, jobs: int | None,
-                  quiet: bool = False, page_title: str | None = None) -> int:
+def plan_scenes(items: list[tuple[str, object, RenderSettings]]) -> tuple[list[SceneJob], dict]:
+    """What a render will run, before any scene starts: one SceneJob per clip, and each distinct
+    parameter set's SceneData prepared (trace and facts in the cache). Linear in the scenes: a
+    lecture of 10,000 clips is planned in seconds (tests/test_fuzz.py times it)."""
     from scenes.parts.data import prepare
     from scenes.registry import scene_entry
 
@@ -241,9 +244,6 @@ def render_scenes(items: list[tuple[str, object, RenderSettings]], out: Path | N
         raise UserError("no scenes to render")
     for _, _, settings in items:
         settings.check()
-    out = ensure_writable(Path(out) if out else default_out(items[0][1]))
-    jobs = jobs or os.cpu_count() or 1
-
     # The model runs at most once per distinct prompt/model; everything lands in the cache.
     groups: dict[str, tuple[object, list[str]]] = {}  # one group per distinct parameters (linear in scenes)
     for name, params, _ in items:
@@ -256,6 +256,29 @@ def render_scenes(items: list[tuple[str, object, RenderSettings]], out: Path | N
         stem = name if seen[name] == 1 else f"{name}-{seen[name]}"
         scene_jobs.append(SceneJob(name, entry.module, entry.cls, params.to_env(), settings.quality, settings.fps, settings.format,
                                    settings.sections, stem))
+    return scene_jobs, prepared
+
+
+def print_plan(scene_jobs: list[SceneJob], out: Path) -> int:
+    """--plan: one line per clip (file stem, scene, quality, format), nothing rendered or written."""
+    for job in scene_jobs:
+        print(f"{out / job.stem}  {job.name}  {job.quality} {job.format}")
+    print(f"{len(scene_jobs)} clips planned, nothing rendered")
+    return 0
+
+
+def render_scenes(items: list[tuple[str, object, RenderSettings]], out: Path | None, jobs: int | None,
+                  quiet: bool = False, page_title: str | None = None, plan_only: bool = False) -> int:
+    if not items:
+        raise UserError("no scenes to render")
+    if plan_only:  # nothing is written: --out is not made or checked for writing
+        scene_jobs, _ = plan_scenes(items)
+        return print_plan(scene_jobs, Path(out) if out else default_out(items[0][1]))
+    for _, _, settings in items:
+        settings.check()
+    out = ensure_writable(Path(out) if out else default_out(items[0][1]))
+    jobs = jobs or os.cpu_count() or 1
+    scene_jobs, prepared = plan_scenes(items)
 
     sweep_stale_work(out)
     work = Path(tempfile.mkdtemp(prefix=f".render-{os.getpid()}-", dir=out))

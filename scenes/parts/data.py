@@ -10,13 +10,17 @@ from __future__ import annotations
 from functools import cached_property
 
 from facts import attention, counts, generation, geometry, meaning, prediction
-from model.trace import Trace, get_trace
+from model.cache import cache_dir
+from model.trace import Trace
+from model.untrusted import trusted_trace
 from scenes.registry import scene_entry
 
 from .params import FIRST_ANALOGY, Params
 
 TOP_K = 5
 TEMPERATURE_STEPS = 8  # tokens sampled at each temperature, side by side
+_TRACES: dict[tuple, Trace] = {}  # (cache folder, prompt, model, device) -> its trace, the 4 latest
+_CHOICES: dict[tuple, "attention.HeadChoice"] = {}  # (trace hash, layer, head, query, key) -> the story cells
 
 
 class SceneData:
@@ -25,12 +29,24 @@ class SceneData:
 
     @cached_property
     def trace(self) -> Trace:
-        return get_trace(self.params.prompt, self.params.model, self.params.device)
+        """The cached trace, checked (model/untrusted.py), read once per process and prompt: a lecture
+        whose scenes differ only in other options does not read and hash it once per scene."""
+        key = (str(cache_dir()), self.params.prompt, self.params.model, self.params.device)
+        if key not in _TRACES:
+            while len(_TRACES) >= 4:
+                _TRACES.pop(next(iter(_TRACES)))
+            _TRACES[key] = trusted_trace(self.params.prompt, self.params.model, self.params.device)
+        return _TRACES[key]
 
     @cached_property
     def choice(self) -> attention.HeadChoice:
-        return attention.choose_cells(self.trace, self.params.layer, self.params.head, self.params.query,
-                                      self.params.key)
+        p = self.params
+        key = (self.trace.hash, p.layer, p.head, p.query, p.key)
+        if key not in _CHOICES:
+            while len(_CHOICES) >= 64:
+                _CHOICES.pop(next(iter(_CHOICES)))
+            _CHOICES[key] = attention.choose_cells(self.trace, p.layer, p.head, p.query, p.key)
+        return _CHOICES[key]
 
     @property
     def focus(self) -> int:
