@@ -224,13 +224,18 @@ def load(spec: str = DEFAULT_MODEL, device: str = "auto") -> LoadedModel:
     return LoadedModel(source, config, model.to(dev), encoding, dev)
 
 
+def read_hf_config(folder: Path) -> ModelConfig:
+    """A Hugging Face folder's config.json as a checked ModelConfig, or one UserError."""
+    untrusted.read_config_json(folder)  # a JSON object of plain, finite values, before a family reads it
+    try:
+        return hf_folder.read_config(folder)
+    except (AttributeError, OverflowError, ZeroDivisionError) as e:  # a value no check above foresaw
+        raise UserError(f"{folder / 'config.json'} holds a value of the wrong kind ({e})") from None
+
+
 def load_hf(source: ModelSource):
     hf_files(source.path)
-    untrusted.read_config_json(source.path)  # a JSON object of plain, finite values, before a family reads it
-    try:
-        config = hf_folder.read_config(source.path)
-    except (AttributeError, OverflowError) as e:  # a value of a shape no check above foresaw
-        raise UserError(f"{source.path / 'config.json'} holds a value of the wrong kind ({e})") from None
+    config = read_hf_config(source.path)
     weights = hf_folder.read_weights(source.path, config)
     untrusted.check_finite(weights, str(source.path))
     tok_json = source.path / "tokenizer.json"

@@ -37,6 +37,8 @@ WHOLE = ("n_embd", "n_layer", "n_head", "n_positions", "n_inner", "vocab_size", 
          "num_attention_heads", "num_key_value_heads", "head_dim", "intermediate_size", "max_position_embeddings",
          "sliding_window", "sliding_window_pattern", "_sliding_window_pattern", "max_window_layers",
          "original_max_position_embeddings")
+POSITIVE = ("n_embd", "n_layer", "n_head", "hidden_size", "num_hidden_layers", "num_attention_heads",
+            "num_key_value_heads", "head_dim", "vocab_size")  # sizes and counts that divide or index: at least 1
 REAL = ("layer_norm_epsilon", "rms_norm_eps", "rope_theta", "rope_local_base_freq", "query_pre_attn_scalar",
         "partial_rotary_factor", "final_logit_softcapping", "attn_logit_softcapping")
 TEXT = ("model_type", "hidden_act", "activation_function", "hidden_activation")
@@ -75,6 +77,8 @@ def check_config_values(config: dict, where: Path | str) -> None:
             continue
         if key in WHOLE and (isinstance(value, bool) or not isinstance(value, int)):
             bad(key, value, "a whole number")
+        if key in POSITIVE and value < 1:
+            bad(key, value, "at least 1")
         if key in REAL and (isinstance(value, bool) or not isinstance(value, (int, float))):
             bad(key, value, "a number")
         if key in TEXT and not isinstance(value, str):
