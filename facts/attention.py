@@ -109,11 +109,16 @@ def head_norms(trace: Trace, layer: int, pos: int) -> list[float]:
 def weight_corners(model: str, layer: int, head: int) -> dict:
     """Elided views of one head's matrices, drawn as (output x input) maps: for W_Q, W_K and
     W_V that is the transpose of the stored [d_model, d_head] slice. Returns, per name,
-    {"shape": [rows, cols], "rows": [...], "cols": [...], "values": [[...]]}."""
+    {"shape": [rows, cols], "rows": [...], "cols": [...], "values": [[...]]}; and where the model
+    adds biases to queries, keys and values (GPT-2, Qwen2), "b_Q", "b_K", "b_V": the whole
+    [d_head] bias of this query head and of the key/value head it reads."""
     net = shared(model).model
     g = kv_head(net.cfg, head)
     W = {n: net.weight(f"blocks.{layer}.attn.{n}").detach().float() for n in ("W_Q", "W_K", "W_V", "W_O")}
     out = {}
+    if net.cfg.qkv_biases:
+        for name, h in (("b_Q", head), ("b_K", g), ("b_V", g)):
+            out[name] = net.weight(f"blocks.{layer}.attn.{name}")[h].detach().float().tolist()
     for name, mat in (("W_Q", W["W_Q"][head].T), ("W_K", W["W_K"][g].T), ("W_V", W["W_V"][g].T),
                       ("W_O", W["W_O"][head].T)):
         r, c = mat.shape

@@ -85,8 +85,10 @@ def _readout(model: str, trace: Trace, position: int) -> tuple[torch.Tensor, flo
 @cached("direct-effects")
 def direct_effects(trace: Trace, model: str, position: int = -1, token: int | None = None) -> dict:
     """Each layer's attention and MLP output, pushed through the final norm and unembedding,
-    as a share of the answer token's logit: {"token", "piece", "logit", "embed", "layers": [
-    {"layer", "attention", "mlp"}], "rest"}. token: the model's top prediction unless given."""
+    as a share of the answer token's logit: {"token", "piece", "logit", "raw_logit", "embed", "layers": [
+    {"layer", "attention", "mlp"}], "rest"}. token: the model's top prediction unless given.
+    The pushes add up to raw_logit, the logit before any soft-capping (Gemma 2: logit =
+    c * tanh(raw_logit / c)); "rest" is what they leave of it (LayerNorm's centring and bias)."""
     loaded = shared(model)
     logits = trace["logits"][position].double()
     token = int(logits.argmax()) if token is None else int(token)
@@ -103,8 +105,14 @@ def direct_effects(trace: Trace, model: str, position: int = -1, token: int | No
     layers = [{"layer": L, "attention": push(trace[f"blocks.{L}.hook_attn_out"][position]),
                "mlp": push(trace[f"blocks.{L}.hook_mlp_out"][position])} for L in range(trace.config.n_layers)]
     total = embed + sum(r["attention"] + r["mlp"] for r in layers)
+    final = trace["ln_final.hook_normalized"][position].double()
+    if centre:
+        final = final * w.double() + loaded.model.weight("ln_final.b").detach().double().cpu()
+    else:
+        final = final * w.double()
+    raw = float(final @ loaded.model.weight("unembed.W_U")[:, token].detach().double().cpu())  # before any cap
     return {"token": token, "piece": token_pieces(loaded.encoding, [token])[0], "logit": float(logits[token]),
-            "embed": embed, "layers": layers, "rest": float(logits[token]) - total}
+            "raw_logit": raw, "embed": embed, "layers": layers, "rest": raw - total}
 
 
 @cached("neuron-promotes")
@@ -127,7 +135,7 @@ def _lens(model: str, vector: torch.Tensor) -> torch.Tensor:
     loaded = shared(model)
     with torch.no_grad():
         x = loaded.model.ln_final(vector.float().to(loaded.device)[None])[0]
-        return (x @ loaded.model.weight("unembed.W_U")).double().log_softmax(-1).cpu()
+        return loaded.model.unembed_logits(x).double().log_softmax(-1).cpu()  # soft-capped as the model's own
 
 
 @cached("vector-meaning")

@@ -24,13 +24,12 @@ from .generation import softmax_with_temperature
 def logit_lens(loaded: LoadedModel, trace: Trace, position: int = -1, top_k: int = 3) -> list[dict]:
     """For each layer L: the top-k tokens of unembed(ln_final(blocks.L.hook_resid_post[position]))."""
     model, rows = loaded.model, []
-    W_U = model.weight("unembed.W_U")  # [d_model, vocab]
     final = trace["logits"][position].softmax(-1)
     answer = int(final.argmax())
     for layer in range(trace.config.n_layers):
         resid = trace[f"blocks.{layer}.hook_resid_post"][position].to(loaded.device)  # [d_model]
         with torch.no_grad():
-            logits = (model.ln_final(resid[None])[0] @ W_U).cpu()  # [vocab]
+            logits = model.unembed_logits(model.ln_final(resid[None])[0]).cpu()  # [vocab], soft-capped as the model's own
         probs = logits.softmax(-1)
         p, ids = probs.topk(top_k)
         rows.append({

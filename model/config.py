@@ -12,14 +12,14 @@ from dataclasses import dataclass
 from typing import Literal
 
 
-FAMILIES = ("gpt2", "llama", "gemma3")
+FAMILIES = ("gpt2", "llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3", "phi3")
 ACTIVATIONS = ("gelu", "gelu_new", "gelu_tanh", "silu")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     name: str  # human-readable, e.g. "SmolLM2-135M-Instruct"
-    family: Literal["gpt2", "llama", "gemma3"]
+    family: Literal["gpt2", "llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3", "phi3"]
     n_layers: int
     d_model: int
     n_heads: int  # query heads
@@ -40,6 +40,11 @@ class ModelConfig:
     local_layers: tuple[int, ...] = ()  # the layers that use the sliding window; the others see every earlier token
     rope_base_local: float = 0.0  # local layers' rotary base (0: the same as rope_base)
     query_pre_attn_scalar: float = 0.0  # attention scores are divided by sqrt of this (0: sqrt(d_head))
+    # Qwen2's addition: queries, keys and values each get a bias (GPT-2 has these and more: has_biases).
+    qkv_bias: bool = False
+    # Gemma 2's additions: scores and logits squashed smoothly into (-c, c) by c * tanh(x / c) (0: not at all).
+    attn_softcap: float = 0.0  # attention scores, after the division and before the mask
+    final_softcap: float = 0.0  # the output logits
     # A norm's weight is always stored as the factor it multiplies by. Gemma's checkpoints store w
     # and multiply by (1 + w); the loaders add the 1 (llama.cpp's GGUF converter already has), as
     # TransformerLens does, so "hook_normalized * w" is what the next sub-layer reads in every family.
@@ -58,11 +63,17 @@ class ModelConfig:
 
     @property
     def gated_mlp(self) -> bool:
-        return self.family in ("llama", "gemma3")
+        return self.family != "gpt2"
 
     @property
     def has_biases(self) -> bool:
+        """Every projection has a bias (GPT-2): Q, K, V, O and both MLP matrices."""
         return self.family == "gpt2"
+
+    @property
+    def qkv_biases(self) -> bool:
+        """Do queries, keys and values get a bias added (hook_q = x @ W_Q + b_Q)?"""
+        return self.has_biases or self.qkv_bias
 
     @property
     def heads_per_kv(self) -> int:
@@ -106,6 +117,12 @@ class ModelConfig:
             raise UserError(f"model config has an impossible local rotary base: {self.rope_base_local!r}")
         if not (isinstance(self.query_pre_attn_scalar, (int, float)) and self.query_pre_attn_scalar >= 0):
             raise UserError(f"model config has an impossible query_pre_attn_scalar: {self.query_pre_attn_scalar!r}")
+        if not isinstance(self.qkv_bias, bool):
+            raise UserError(f"model config: qkv_bias must be true or false, not {self.qkv_bias!r}")
+        for field in ("attn_softcap", "final_softcap"):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not (isinstance(value, (int, float)) and 0 <= value < 1e6):
+                raise UserError(f"model config has an impossible {field}: {value!r} (0 for none, else the cap c > 0)")
         if not (isinstance(self.norm_eps, (int, float)) and 0 < self.norm_eps < 1):
             raise UserError(f"model config has an impossible norm epsilon: {self.norm_eps!r}")
         if self.positional == "rotary" and not (isinstance(self.rope_base, (int, float)) and self.rope_base > 1):

@@ -1,12 +1,18 @@
-"""One readable decoder-only transformer for the GPT-2, Llama and Gemma 3 families.
+"""One readable decoder-only transformer for the GPT-2, Llama, Mistral, Qwen2, Qwen3, Gemma 2,
+Gemma 3 and Phi-3 families.
 
 Read it top to bottom: Norm -> Attention -> MLP -> Block -> Transformer.
 
-Gemma 3 adds five things, each one branch below, switched on by the config (never the name):
-embeddings scaled by sqrt(d_model), queries and keys RMS-normalised per head (QK-norm), a
-second norm on each sub-layer's output before it is added ("sandwich" norms), a sliding window
-on most layers (a query sees only the last few hundred tokens), and a different rotary base on
-those local layers.
+Llama is the base; the others add a few things, each one branch below, switched on by the
+config (never the name):
+- Gemma 3: embeddings scaled by sqrt(d_model), queries and keys RMS-normalised per head
+  (QK-norm), a second norm on each sub-layer's output before it is added ("sandwich" norms), a
+  sliding window on most layers (a query sees only the last few hundred tokens), and a
+  different rotary base on those local layers;
+- Gemma 2: the scaled embeddings, sandwich norms and sliding window (on every other layer),
+  plus soft-capping: attention scores and the output logits pass through c * tanh(x / c);
+- Qwen3: QK-norm; Qwen2: a bias on queries, keys and values; Mistral and Phi-3: a sliding
+  window on every layer when the config sets one (Phi-3's fused weights are split by the loader).
 
 The model works on one sequence at a time (no batch dimension), which keeps every shape
 in the comments short:
@@ -137,8 +143,9 @@ class KVCache:
 class Attention(nn.Module):
     """Causal multi-head attention, with grouped-query sharing of keys and values.
 
-    Gemma 3: queries and keys are RMS-normalised per head before RoPE (QK-norm), and a local
-    layer masks keys outside its sliding window and turns q and k with its own rotary base."""
+    Gemma 3 and Qwen3: queries and keys are RMS-normalised per head before RoPE (QK-norm); Qwen2 and
+    GPT-2 add a bias to each query, key and value. A local (sliding-window) layer masks keys outside its window, and on
+    Gemma 3 turns q and k with its own rotary base; Gemma 2 soft-caps the scores before the mask."""
 
     def __init__(self, cfg: ModelConfig, name: str, layer: int = 0):
         super().__init__()
@@ -148,11 +155,10 @@ class Attention(nn.Module):
         H, K, D, E = cfg.n_heads, cfg.n_kv_heads, cfg.d_model, cfg.d_head
         self.W_Q, self.W_K, self.W_V = parameter(H, D, E), parameter(K, D, E), parameter(K, D, E)
         self.W_O = parameter(H, E, D)
-        biased = cfg.has_biases
-        self.b_Q = parameter(H, E) if biased else None
-        self.b_K = parameter(K, E) if biased else None
-        self.b_V = parameter(K, E) if biased else None
-        self.b_O = parameter(D) if biased else None
+        self.b_Q = parameter(H, E) if cfg.qkv_biases else None  # GPT-2, Qwen2
+        self.b_K = parameter(K, E) if cfg.qkv_biases else None
+        self.b_V = parameter(K, E) if cfg.qkv_biases else None
+        self.b_O = parameter(D) if cfg.has_biases else None  # GPT-2 only
         self.q_norm = Norm(cfg, f"{name}.q_norm", width=E) if cfg.qk_norm else None
         self.k_norm = Norm(cfg, f"{name}.k_norm", width=E) if cfg.qk_norm else None
 
@@ -186,6 +192,8 @@ class Attention(nn.Module):
 
         scale_dim = self.cfg.query_pre_attn_scalar or self.cfg.d_head  # Gemma names the divisor's square
         scores = q.transpose(0, 1) @ k.permute(1, 2, 0) / math.sqrt(scale_dim)  # [n_heads, pos, k_pos]: q . k
+        if self.cfg.attn_softcap:  # Gemma 2: squash every score into (-c, c), smoothly, before the mask
+            scores = self.cfg.attn_softcap * torch.tanh(scores / self.cfg.attn_softcap)
         hidden = future_mask(offset + x.shape[0], x.device)[offset:]  # rows of the new queries
         if self.local:  # sliding window: keys too far back are hidden as well
             hidden = hidden | outside_window(offset + x.shape[0], self.cfg.sliding_window, x.device)[offset:]
@@ -321,5 +329,12 @@ class Transformer(nn.Module):
         for block in self.blocks:
             x = block(x, cache, past)  # [pos, d_model]
         x = self.ln_final(x, cache)
-        logits = x @ self.weight("unembed.W_U")  # [pos, vocab]
-        return record(cache, "logits", logits)
+        return record(cache, "logits", self.unembed_logits(x))  # [pos, vocab]
+
+    def unembed_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The final norm's output [..., d_model] -> logits [..., vocab]: x @ W_U, soft-capped
+        where the config says so (Gemma 2: c * tanh(logits / c), as TransformerLens's logits)."""
+        logits = x @ self.weight("unembed.W_U")
+        if self.cfg.final_softcap:
+            logits = self.cfg.final_softcap * torch.tanh(logits / self.cfg.final_softcap)
+        return logits

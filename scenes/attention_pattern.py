@@ -3,8 +3,9 @@
 Storyboard:
 1. the grid: keys down the left, queries across the top (said on screen), every cell the
    real q . k, each drawn with a square sized by its value;
-2. divide by sqrt(d_head) (the real number), then softmax down each query's column: the
-   grid becomes weights, each column summing to 1 (the real sums shown);
+2. divide by sqrt(d_head) (the real number; on soft-capped models such as Gemma 2, then
+   c * tanh(score / c) with the config's c, said and written beside the grid), then softmax
+   down each query's column: the grid becomes weights, each column summing to 1 (the real sums shown);
 3. the story cells (the query token <- its keys) highlighted with their real weights.
 """
 
@@ -93,12 +94,25 @@ class AttentionPattern(AttentionScene):
         divisor = (count(int(cfg.query_pre_attn_scalar), theme, "config.query_pre_attn_scalar", size=LABEL,
                          color=theme.text) if own else count(cfg.d_head, theme, "config.d_head", size=LABEL, color=theme.text))
         step = VGroup(label("÷ √", theme, LABEL), divisor)
-        step.arrange(RIGHT, buff=0.05).move_to(self.step, aligned_edge=DL)
+        step.arrange(RIGHT, buff=0.05)
+        cap = cfg.attn_softcap
+        if cap:  # soft-capping (Gemma 2): the grid then shows c * tanh(score / c), what softmax reads
+            c = (count(int(cap), theme, "config.attn_softcap", size=LABEL, color=theme.text) if cap == int(cap) else
+                 number(cap, theme, "config.attn_softcap", (), scale=cap, size=LABEL, decimals=1))
+            capped = VGroup(label("then c · tanh(score / c),", theme, LABEL), label("c =", theme, LABEL), c)
+            capped.arrange(RIGHT, buff=0.1)
+            step = VGroup(step, capped).arrange(DOWN, aligned_edge=LEFT, buff=0.12)
+            fit_width(step, config.frame_width / 2 - 0.3 - self.side_x)
+        step.move_to(self.step, aligned_edge=DL)
         root = af.scale(cfg)
         what = (f"{int(cfg.query_pre_attn_scalar)}, a number set in this model's configuration" if own else
                 f"{cfg.d_head}, the number of entries in a query")
         self.say(f"Next, every product is divided by {narration.spoken_number(root)}: the square root of "
                  f"{what}. This keeps the scores in a range softmax handles well.")
+        if cap:
+            said = narration.spoken_number(cap)
+            self.say(f"This model also caps each score, softly: it takes the tanh of the score divided by {said}, "
+                     f"times {said}. Small scores barely change; none can pass plus or minus {said}.")
         self.play(FadeOut(self.step), FadeIn(step), *old.retarget(scaled), run_time=1.5)
         self.step = step
         weights = self.grid(trace[self.hook("hook_pattern")][H].numpy(), self.hook("hook_pattern"),

@@ -370,6 +370,7 @@ class Mlp(TransformerScene):
         self.clear_stage()
         effects = self.data.direct_effects
         last, answer, logit = len(trace.tokens) - 1, effects["token"], effects["logit"]
+        raw = effects["raw_logit"] if cfg.final_softcap else logit  # what the pushes add up to: the logit before the cap
         layers = effects["layers"]
         n = len(layers)
         head = VGroup(label("the model's answer", theme, LABEL, color=theme.dim),
@@ -408,7 +409,7 @@ class Mlp(TransformerScene):
         # the largest pushes, named
         pushes = sorted(((r[kind], kind, r["layer"]) for r in layers for kind in ("attention", "mlp")), reverse=True)
         top = [p for p in pushes[:3] if p[0] > 0]
-        low = pushes[-1] if pushes[-1][0] < 0 and abs(pushes[-1][0]) >= 0.1 * abs(logit) else None
+        low = pushes[-1] if pushes[-1][0] < 0 and abs(pushes[-1][0]) >= 0.1 * abs(raw) else None
         named = top + ([low] if low else [])
         rows = [(f"{'MLP' if kind == 'mlp' else 'attn'} {L}", v, f"effect.{kind}", (L,)) for v, kind, L in named]
         table = SignedRows(rows, theme, half_width=1.3, size=LABEL * 0.85)
@@ -416,13 +417,15 @@ class Mlp(TransformerScene):
         side = VGroup(table_title, table).arrange(DOWN, buff=0.3)
         attn_sum = sum(r["attention"] for r in layers)
         mlp_sum = sum(r["mlp"] for r in layers)
+        ending = [label("  =  logit", theme, SMALL, color=theme.dim), number(logit, theme, "logits", (last, answer), size=SMALL)]
+        if cfg.final_softcap:  # the pushes add up to the logit before the cap (Gemma 2): show both
+            ending = [label("  =", theme, SMALL, color=theme.dim), number(raw, theme, "effect.raw_logit", (), size=SMALL),
+                      label("  capped: logit", theme, SMALL, color=theme.dim), ending[1]]
         sums = VGroup(label("in all:  attention", theme, SMALL, color=theme.dim),
                       number(attn_sum, theme, "effect.attention_sum", (), size=SMALL),
                       label("  MLP", theme, SMALL, color=theme.dim), number(mlp_sum, theme, "effect.mlp_sum", (), size=SMALL),
                       label("  embedding", theme, SMALL, color=theme.dim),
-                      number(effects["embed"], theme, "effect.embed", (), size=SMALL),
-                      label("  =  logit", theme, SMALL, color=theme.dim),
-                      number(logit, theme, "logits", (last, answer), size=SMALL)).arrange(RIGHT, buff=0.12)
+                      number(effects["embed"], theme, "effect.embed", (), size=SMALL), *ending).arrange(RIGHT, buff=0.12)
         body = VGroup(VGroup(chart, legend), side).arrange(RIGHT, buff=0.7)
         fit_width(body, config.frame_width - 0.8)
         body.next_to(head, DOWN, buff=0.35).set_x(0)
@@ -430,13 +433,14 @@ class Mlp(TransformerScene):
         fit_width(sums, config.frame_width - 0.8)
         say, word = narration.spoken_number, self.word(effects["piece"])
         self.say(f"One last question: which layers put the answer in? After the whole prompt, "
-                 f"the model's top guess is {word}, with a logit of {say(logit)}.")
+                 f"the model's top guess is {word}, with a logit of {say(logit)}."
+                 + (f" This model caps its logits; before the cap, this one was {say(raw)}." if cfg.final_softcap else ""))
         self.play(FadeIn(head), run_time=0.8)
         self.say("Every layer's attention and MLP write into the last token's vector. "
                  "Read through the unembedding, each one pushes that logit up or down.")
         self.play(FadeIn(plot), FadeIn(zero), FadeIn(legend), run_time=0.8)
         self.play(LaggedStart(*[GrowFromEdge(b, DOWN) for b in bars], lag_ratio=0.02), run_time=2)
-        self.say(self.answer_verdict(top, logit))
+        self.say(self.answer_verdict(top, raw))
         marks = [self.effect_bars[(kind, L)] for _, kind, L in named]
         self.play(FadeIn(table_title), LaggedStart(*[FadeIn(line, shift=0.2 * RIGHT) for line in table.lines], lag_ratio=0.15),
                   FadeIn(table.centre), *[b.animate.set_stroke(theme.accent, width=2.5) for b in marks], run_time=1.2)
@@ -449,6 +453,10 @@ class Mlp(TransformerScene):
         self.say(f"In all, the MLPs add {say(mlp_sum)} and attention {say(attn_sum)}: here {more}. "
                  "This counts only what each part writes straight to the answer, not how it helps later layers.")
         self.play(FadeIn(sums), run_time=0.8)
+        if cfg.final_softcap:
+            self.say(f"These parts add up to the logit before the cap. The cap is soft: {say(cfg.final_softcap)} times "
+                     f"the tanh of the logit over {say(cfg.final_softcap)}. So {say(raw)} becomes {say(logit)}.")
+            self.play(Indicate(sums[-1], color=theme.accent), run_time=0.8)
 
     @staticmethod
     def part_name(kind: str, layer: int) -> str:

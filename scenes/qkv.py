@@ -2,7 +2,8 @@
 
 Storyboard:
 1. one token's vector (as attention reads it, after the layer's norm) times W_Q (real,
-   d_model -> d_head) gives its query; the same for a key with W_K. Query yellow, key teal;
+   d_model -> d_head) gives its query; the same for a key with W_K. Query yellow, key teal.
+   Where the model adds a bias (GPT-2, Qwen2), the real b_Q / b_K is drawn and added before "=";
 2. every token gets a query and a key;
 3. queries and keys live in one small space: a 2-D picture of the real keys, seen from the
    story query, where the story keys lie furthest along the query.
@@ -46,7 +47,13 @@ class Qkv(AttentionScene):
         token.next_to(x.column, UP, buff=0.15)
         pre = vector_with_length(trace[self.hook(f"hook_{which}")][pos, head].numpy(), theme,
                                  self.hook(f"hook_{which}"), (pos, head), "config.d_head", scale=3)
-        rows = [matrix, label("×", theme, BODY), VGroup(token, x), label("=", theme, BODY), pre]
+        rows = [matrix, label("×", theme, BODY), VGroup(token, x)]
+        self.bias = f"b_{which.upper()}" in corners  # the model adds a bias: hook_q = x @ W_Q + b_Q
+        if self.bias:
+            bias = vector_with_length(np.array(corners[f"b_{which.upper()}"]), theme, f"attn.b_{which.upper()}",
+                                      (self.layer, self.head), "config.d_head", scale=3, caption="bias")
+            rows += [label("+", theme, BODY), bias]
+        rows += [label("=", theme, BODY), pre]
         self.qk_norm = cfg.qk_norm
         if self.qk_norm:  # QK-norm: each head's query and key scaled to RMS 1, times the norm's own weight
             normed = vector_with_length(trace[self.hook(f"hook_{which}_normed")][pos, head].numpy(), theme,
@@ -86,15 +93,21 @@ class Qkv(AttentionScene):
                  "Its vector, as attention reads it after the layer's norm, is multiplied by the query matrix. "
                  f"That takes {cfg.d_model} numbers down to {cfg.d_head}.")
         self.play(FadeIn(qrow[:3]), run_time=1.2)
-        self.play(FadeIn(qrow[3:5]), run_time=1.0)
         turn_from = 5
+        if self.bias:
+            bias = np.array(self.data.weight_corners["b_Q"])
+            self.say(f"This model also adds a bias: {cfg.d_head} learned numbers, the same for every token, "
+                     f"here from {narration.spoken_number(float(bias.min()))} to "
+                     f"{narration.spoken_number(float(bias.max()))}.")
+            turn_from = 7
+        self.play(FadeIn(qrow[3:turn_from]), run_time=1.0)
         if self.qk_norm:
             scale = float(trace[self.hook("q_norm.hook_scale")][q, self.head].reshape(-1)[0])
             self.say("This model then normalises each head's query on its own: it divides the "
                      f"{cfg.d_head} numbers by their root mean square, here {narration.spoken_number(scale)}, "
                      "and multiplies them by a learned weight. So a query's size cannot run away.")
-            self.play(FadeIn(qrow[5:7]), run_time=1.0)
-            turn_from = 7
+            self.play(FadeIn(qrow[turn_from:turn_from + 2]), run_time=1.0)
+            turn_from += 2
         if self.rotary:
             self.say("Then the model turns the query by an angle that depends on its position. "
                      "From here on, every query and key is the turned one.")
@@ -102,7 +115,7 @@ class Qkv(AttentionScene):
         first = float(trace[self.qk("q")][q, self.head, 0])
         self.say(f"The result is the query of {self.piece(q)}: {cfg.d_head} numbers, starting with "
                  f"{narration.spoken_number(first)}. It says what this token is looking for.")
-        normed = ", then a norm of their own" if self.qk_norm else ""
+        normed = (" plus a bias of their own" if self.bias else "") + (", then a norm of their own" if self.qk_norm else "")
         self.say(f"Keys come the same way, from a second matrix: the key matrix{normed}. "
                  f"Here is the key of {self.piece(key_pos)}: what that token offers to be found by.")
         self.play(FadeIn(krow), run_time=1.5)

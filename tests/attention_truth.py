@@ -8,6 +8,7 @@ Sources:
     attn.colsum        (L, H, q)         sum of query q's weights over every key
     attn.W_Q/W_K/W_V   (L, H, r, c)      the head's map drawn as output x input: stored [d_model, d_head] transposed
     attn.W_O           (L, H, r, c)      W_O[H] drawn as d_model x d_head
+    attn.b_Q/b_K/b_V   (L, H, i)         entry i of the bias of query head H (b_Q) or of the key/value head it reads
     shape(W_Q) ...     (i,)              the drawn shape
     attn.head_norm     (L, q, h)         |hook_result[q, h]|
     attn.params        (L, name)         parameter counts (W_Q, W_K, W_V, W_O, layer, per_query_head, per_kv_head, all_layers)
@@ -38,10 +39,18 @@ def _qk(trace, layer: int, which: str) -> torch.Tensor:
 
 
 def _scores(trace, layer, head, q):
+    """Query q's scores over keys 0..q: q . k / sqrt(d_head) (Gemma: sqrt(query_pre_attn_scalar)),
+    then, on soft-capped models (Gemma 2), c * tanh(score / c); on a sliding-window layer the keys
+    `sliding_window` or more tokens back are -inf."""
     cfg = trace.config
     qv = _qk(trace, layer, "q")[q, head]
     k = _qk(trace, layer, "k")[: q + 1, head * cfg.n_kv_heads // cfg.n_heads]
-    return (k @ qv) / math.sqrt(cfg.d_head)
+    s = (k @ qv) / math.sqrt(cfg.query_pre_attn_scalar or cfg.d_head)
+    if cfg.attn_softcap:
+        s = cfg.attn_softcap * torch.tanh(s / cfg.attn_softcap)
+    if cfg.sliding_window and layer in cfg.local_layers:
+        s[: max(0, q + 1 - cfg.sliding_window)] = float("-inf")
+    return s
 
 
 def truth(shown, scene):
@@ -73,6 +82,11 @@ def truth(shown, scene):
         W = _weight(scene, L, name)
         g = H if name in ("W_Q", "W_O") else H * cfg.n_kv_heads // cfg.n_heads
         return float(W[g][c, r])
+    if src in ("attn.b_Q", "attn.b_K", "attn.b_V"):
+        L, H, i = idx
+        name = src.split(".")[1]
+        g = H if name == "b_Q" else H * cfg.n_kv_heads // cfg.n_heads
+        return float(_weight(scene, L, name)[g][i])
     if src.startswith("shape(W_"):
         shape = (cfg.d_model, cfg.d_head) if src == "shape(W_O)" else (cfg.d_head, cfg.d_model)
         return shape[idx[0]]
@@ -91,10 +105,13 @@ def truth(shown, scene):
         norms = 2 * cfg.d_head if cfg.qk_norm else 0  # QK-norm: one weight of d_head for queries, one for keys
         if name == "qk_norms":
             return norms
-        if name == "layer":  # no biases in the models tested here
-            return sum(W.values()) + norms
+        biases = 0  # one number per output: (n_heads + 2 n_kv) * d_head for q, k, v; d_model more for b_O (GPT-2)
+        if cfg.qkv_biases:
+            biases = (cfg.n_heads + 2 * cfg.n_kv_heads) * cfg.d_head + (cfg.d_model if cfg.has_biases else 0)
+        if name == "layer":
+            return sum(W.values()) + norms + biases
         if name == "all_layers":
-            return sum(sum(_weight(scene, layer, w).numel() for w in W) + norms for layer in range(cfg.n_layers))
+            return sum(sum(_weight(scene, layer, w).numel() for w in W) + norms + biases for layer in range(cfg.n_layers))
     if src == "attn.cells":
         which, how = idx
         m = n if which == "tokens" else cfg.n_ctx

@@ -620,6 +620,8 @@ def _rms_lens_logits(model: str, vector: torch.Tensor, cfg) -> torch.Tensor:
     logits = x @ _unembedding64(model)
     if "unembed.b_U" in weights:
         logits = logits + weights["unembed.b_U"].detach().double()
+    if cfg.final_softcap:  # Gemma 2 soft-caps its logits: c * tanh(logit / c)
+        logits = cfg.final_softcap * torch.tanh(logits / cfg.final_softcap)
     return logits
 
 

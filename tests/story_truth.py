@@ -34,7 +34,9 @@ def _lens_probs(model: str, trace_hash: str, layer: int, position: int, resid: t
     net = loaded(model).model
     with torch.no_grad():
         x = torch.tensor(resid)[None]
-        return (net.ln_final(x)[0] @ net.weight("unembed.W_U")).softmax(-1)
+        logits = net.ln_final(x)[0] @ net.weight("unembed.W_U")
+        c = net.cfg.final_softcap  # Gemma 2 soft-caps its logits: c * tanh(logit / c)
+        return (c * torch.tanh(logits / c) if c else logits).softmax(-1)
 
 
 def _param_counts(model: str) -> dict:
@@ -156,11 +158,20 @@ def _pushes(model: str, trace) -> dict:
     out = {("attention", L): push(f"blocks.{L}.hook_attn_out") for L in range(cfg.n_layers)}
     out.update({("mlp", L): push(f"blocks.{L}.hook_mlp_out") for L in range(cfg.n_layers)})
     out["embed"] = push("hook_embed")
-    if not centre:  # RMSNorm, no biases: the parts add up to the logit exactly
+    logit = _raw_logit(trace)
+    if not centre:  # RMSNorm, no biases: the parts add up to the (uncapped) logit exactly
         total = out["embed"] + sum(v for k, v in out.items() if k != "embed")
-        assert abs(total - float(trace["logits"][-1, answer])) < 1e-3 * max(1.0, abs(total)), total
+        assert abs(total - logit) < 1e-3 * max(1.0, abs(total)), total
     _PUSHES[(model, trace.hash)] = out
     return out
+
+
+def _raw_logit(trace) -> float:
+    """The answer's logit before soft-capping: Gemma 2 records c * tanh(raw / c), undone here by atanh
+    (ill-conditioned near the cap: a float32 logit close to c gives raw to about 1e-4 only)."""
+    logit = float(trace["logits"][-1].max())
+    c = trace.config.final_softcap
+    return c * math.atanh(logit / c) if c else logit
 
 
 @lru_cache(maxsize=16)
@@ -202,6 +213,8 @@ def meaning_truth(shown, scene):
             return pushes[(src.split(".")[1], idx[0])]
         if src == "effect.embed":
             return pushes["embed"]
+        if src == "effect.raw_logit":  # (): the logit before the cap, as the sum of the pushes (RMSNorm models;
+            return sum(pushes.values())  # _pushes checked that sum against the recorded logit, cap undone)
         kind = {"effect.attention_sum": "attention", "effect.mlp_sum": "mlp"}[src]
         return sum(v for k, v in pushes.items() if k != "embed" and k[0] == kind)
     if src == "neuron.promotes":  # (layer, neuron, token id): the push, and the token is among the top 5
