@@ -34,6 +34,45 @@ def default_trace(smollm2):
     return get_trace(DEFAULT_PROMPT, loaded=smollm2)
 
 
+EARLIER_FILES = {"tokens.mp4", "tokens.json", "tokens.srt", "tokens.vtt", "tokens.chapters.vtt", "tokens.poster.png"}
+
+
+def no_network_prefix() -> list[str]:
+    """`unshare -n` when this machine allows it (root, or user namespaces), else []."""
+    import shutil
+    import subprocess
+
+    if shutil.which("unshare") and subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode == 0:
+        return ["unshare", "-n"]
+    return []
+
+
+@pytest.fixture(scope="session")
+def earlier_render(tmp_path_factory):
+    """One real render of `tokens` (silent, 480p, 2 frames a second): the earlier good output that
+    the reliability, atomicity and kill tests start from (each copies it; none may change it).
+    Made once per test run, shared by the xdist workers under a lock; made without network where
+    `unshare -n` works (test_reliability's test_no_network checks that). -> (folder, prefix)"""
+    import fcntl
+    import shutil
+    import subprocess
+
+    shared = tmp_path_factory.getbasetemp().parent  # the same folder for every worker of this run
+    out, prefix = shared / "earlier-render", no_network_prefix()
+    with open(shared / "earlier-render.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (shared / "earlier-render.done").exists():
+            shutil.rmtree(out, ignore_errors=True)
+            result = subprocess.run([*prefix, sys.executable, str(ROOT / "render.py"), "render", "tokens", "--out", str(out),
+                                     "--quality", "low", "--fps", "2", "--quiet", "--voice", "none"],
+                                    capture_output=True, text=True, cwd=ROOT, timeout=900)
+            assert result.returncode == 0, result.stderr
+            assert result.stdout == f"{out.resolve()}\n"  # --quiet: only where the clips went
+            (shared / "earlier-render.done").touch()
+    assert {p.name for p in out.iterdir()} == EARLIER_FILES
+    return out, prefix
+
+
 # --------------------------------------------------------------------------- scheduling
 # `make test` runs `pytest -n 2 --dist worksteal`: each worker starts with half of the list, and an
 # idle worker takes tests from the end of the other's. So the longest tests are dealt out first,

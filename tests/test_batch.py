@@ -1,5 +1,5 @@
 """`render.py batch` on a local Ray cluster that the test starts itself (2 CPUs, 127.0.0.1 only),
-with a small course: 2 prompts x 3 scenes at low quality, rendered once on Ray (slow).
+with a small course: 2 prompts x 2 scenes at low quality, rendered once on Ray (slow).
 
 - the course renders, with a page per (lecture, prompt) and a course index linking them;
 - each (model, prompt)'s trace is computed exactly once in the whole cluster: every Python
@@ -9,7 +9,7 @@ with a small course: 2 prompts x 3 scenes at low quality, rendered once on Ray (
 - clips are byte-identical to a local `render` of the same jobs (a subset: one prompt, one scene);
 - a clip whose sidecar says other code, model or prompt is not done; a second run renders only
   the clip that is missing, and while it runs the Ray worker rendering it is SIGKILLed
-  mid-render: its task is tried again and the batch completes, the five other clips untouched.
+  mid-render: its task is tried again and the batch completes, the three other clips untouched.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray is not installed (pip install '.[cluster]')")]
 
 PROMPTS = ["The capital of France is", "Michael Jordan plays the sport of"]
-SCENES = ["tokens", "cost", "softmax"]
+SCENES = ["cost", "softmax"]  # two of the quickest scenes to render
 COURSE = f"""title = "Test course"
 
 [matrix]
@@ -156,11 +156,11 @@ def check_the_course_renders(course):
         for scene in SCENES:
             for suffix in CLIP_FILES:
                 assert (page / f"{scene}{suffix}").stat().st_size > 0, page / f"{scene}{suffix}"
-        prompt = sidecar(page, "tokens")["prompt"]
+        prompt = sidecar(page, SCENES[0])["prompt"]
         assert {sidecar(page, s)["prompt"] for s in SCENES} == {prompt}
-        prompts[prompt] = sidecar(page, "tokens")["trace_hash"]
+        prompts[prompt] = sidecar(page, SCENES[0])["trace_hash"]
         html = (page / "index.html").read_text(encoding="utf-8")
-        assert html.count("<video") == 3 and "Basics" in html
+        assert html.count("<video") == len(SCENES) and "Basics" in html
     assert sorted(prompts) == sorted(PROMPTS) and len(set(prompts.values())) == 2
     index = (course.out / "index.html").read_text(encoding="utf-8")
     links = re.findall(r'href="([^"]+/index\.html)"', index)
@@ -170,7 +170,7 @@ def check_the_course_renders(course):
 
 
 def check_each_trace_is_computed_once(course):
-    """2 prompts x 3 scenes, 6 render tasks: exactly 2 traces computed in the whole cluster."""
+    """2 prompts x 2 scenes, 4 render tasks: exactly 2 traces computed in the whole cluster."""
     written = [line.split(" ", 1)[1] for line in course.trace_writes]
     assert len(written) == 2 and len(set(written)) == 2, course.trace_writes
     writers = {int(line.split(" ", 1)[0]) for line in course.trace_writes}
@@ -218,7 +218,7 @@ def check_resume_renders_only_what_changed_and_survives_a_killed_worker(course, 
     from scenes.registry import SCENES as REGISTRY
 
     first, second = course.pages
-    code_before = sidecar(first, "tokens")["code"]  # the code the course was rendered with
+    code_before = sidecar(first, SCENES[0])["code"]  # the code the course was rendered with
     jobs = plan(load_course(course.file, list(REGISTRY)))
     prints = fingerprints(jobs)
     assert all(is_done(j, course.out, prints[j.params.model], code_before) for j in jobs)
@@ -249,12 +249,12 @@ def check_resume_renders_only_what_changed_and_survives_a_killed_worker(course, 
     if clip_code_version.__wrapped__() != code_before:
         return "someone edited the renderer's code during the test (shared tree): every clip is out of date"
     assert code == 0, err
-    assert "6 clips in 2 pages; 5 already done, 1 to render" in err
-    assert "1 rendered, 5 skipped, 0 failed" in err
+    assert "4 clips in 2 pages; 3 already done, 1 to render" in err
+    assert "1 rendered, 3 skipped, 0 failed" in err
     assert killed, "no render of this cluster was seen to kill"
     assert not any(p.pid == killed["worker"] for p in __import__("psutil").process_iter())
     assert (first / "cost.mp4").stat().st_size > 0 and sidecar(first, "cost")["code"] == code_before
-    for path, (data, mtime) in keep.items():  # the five finished clips: not rendered again, not rewritten
+    for path, (data, mtime) in keep.items():  # the three finished clips: not rendered again, not rewritten
         assert (path.read_bytes(), path.stat().st_mtime_ns) == (data, mtime), path
     assert not [p for p in course.out.rglob(".*")]
     assert not list(Path(tempfile.gettempdir()).glob(f"mt-batch-{killed['worker']}-*")), "the killed task's scratch was not swept"

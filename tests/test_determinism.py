@@ -48,12 +48,13 @@ def test_renders_are_identical_across_runs_and_jobs(tmp_path):
     from PIL import Image
 
     one = render(tmp_path / "one", "tokens", jobs=1)
-    two = render(tmp_path / "two", "tokens", "embeddings", jobs=2)  # another run, two workers at once
+    two = render(tmp_path / "two", "tokens", "cost", jobs=2)  # another run, two workers at once
     a, b = json.loads((one / "tokens.json").read_text()), json.loads((two / "tokens.json").read_text())
     assert a["trace_hash"] == b["trace_hash"] and a["tokens"] == b["tokens"]
     assert a["captions"] == b["captions"] and a["chapters"] == b["chapters"]
     assert (one / "tokens.srt").read_bytes() == (two / "tokens.srt").read_bytes()
     stills_a, stills_b = sorted((one / "tokens").glob("*.png")), sorted((two / "tokens").glob("*.png"))
     assert [p.name for p in stills_a] == [p.name for p in stills_b] and stills_a
+    assert [p.name[:3] for p in stills_a] == [f"{i:02d}-" for i in range(1, len(stills_a) + 1)]  # --format png: one still per beat, in order
     for pa, pb in zip(stills_a, stills_b):  # the final still included: pixel-identical
         assert np.array_equal(np.asarray(Image.open(pa).convert("RGBA")), np.asarray(Image.open(pb).convert("RGBA"))), pa.name

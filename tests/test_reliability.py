@@ -22,12 +22,12 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conftest import ROOT  # noqa: E402
+from conftest import EARLIER_FILES, ROOT  # noqa: E402
 
 TABLE = Path(__file__).with_name("bad_input_cases.json")
 CASES = json.loads(TABLE.read_text(encoding="utf-8"))["cases"]
-FAST = ["--quality", "low", "--fps", "2", "--quiet"]
-GOOD_FILES = {"tokens.mp4", "tokens.json", "tokens.srt", "tokens.vtt", "tokens.chapters.vtt", "tokens.poster.png"}
+FAST = ["--quality", "low", "--fps", "2", "--quiet", "--voice", "none"]  # the voice is checked elsewhere
+GOOD_FILES = EARLIER_FILES
 
 
 # ---------------------------------------------------------------- running the CLI
@@ -68,13 +68,6 @@ def run_cli(args: list[str], env: dict | None = None, prefix: list[str] = (), ti
 def snapshot(folder: Path) -> dict[str, bytes]:
     """Every file under `folder` (hidden ones too) -> its bytes."""
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-def no_network_prefix() -> list[str]:
-    """`unshare -n` when this machine allows it (root, or user namespaces), else []."""
-    if shutil.which("unshare") and subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode == 0:
-        return ["unshare", "-n"]
-    return []
 
 
 # ---------------------------------------------------------------- case setups: build bad inputs in the case's folder
@@ -246,23 +239,11 @@ def run_case(case: dict, good: Path, tmp: Path):
 
 # ---------------------------------------------------------------- the tests
 
-@pytest.fixture(scope="module")
-def good_render(tmp_path_factory):
-    """One real low-quality render of `tokens`: the earlier good output every case starts from.
-    It runs without network where `unshare -n` works (test_no_network checks that)."""
-    import fcntl
-
-    shared = tmp_path_factory.getbasetemp().parent  # shared by the xdist workers: one render, not one each
-    out, prefix = shared / "reliability-good", no_network_prefix()
-    with open(shared / "reliability-good.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (shared / "reliability-good.done").exists():
-            shutil.rmtree(out, ignore_errors=True)
-            rc, stdout, stderr, _ = run_cli(["render", "tokens", "--out", str(out), *FAST], prefix=prefix)
-            assert rc == 0, stderr
-            (shared / "reliability-good.done").touch()
-    assert {p.name for p in out.iterdir()} == GOOD_FILES
-    return out, prefix
+@pytest.fixture
+def good_render(earlier_render):
+    """The earlier good output every case starts from (conftest.earlier_render: one render of
+    `tokens` per test run, made without network where `unshare -n` works)."""
+    return earlier_render
 
 
 def case_param(case):
