@@ -637,7 +637,7 @@ def write_pages(course, all_jobs: list[BatchJob], out: Path, failed: dict[str, O
         p, s = jobs[0].params, jobs[0].settings
         subtitle = f"{p.prompt} · {Path(p.model).name} · {p.theme}, {s.quality}, {s.format} · {made} of {len(clips)} clips"
         if (out / folder).is_dir():
-            atomic_write_text(out / folder / "index.html", lecture_page(jobs[0].lecture, subtitle, clips))
+            atomic_write_text(out / folder / "index.html", lecture_page(jobs[0].lecture, subtitle, clips, p.theme))
         links.append((jobs[0].lecture, folder, subtitle, made == len(clips)))
     atomic_write_text(out / "index.html", course_page(course.title, links))
 

@@ -28,6 +28,12 @@ dl.provenance { display: grid; grid-template-columns: max-content 1fr; gap: .15r
 dl.provenance dt { color: #9aa0a6; }
 code { font-family: "DejaVu Sans Mono", monospace; }
 .failed { color: #f28b82; }
+body.light { background: #fafafa; color: #202124; }
+body.light .sub, body.light dl.provenance dt { color: #5f6368; }
+body.light dl.provenance { color: #3c4043; }
+body.light ol.chapters a { color: #1a73e8; }
+body.light video { background: #fff; }
+body.light .failed { color: #c5221f; }
 """
 
 SCRIPT = """
@@ -75,7 +81,8 @@ def clip_html(index: int, clip: dict) -> str:
 </section>"""
 
 
-def lecture_page(title: str, subtitle: str, clips: list[dict]) -> str:
+def lecture_page(title: str, subtitle: str, clips: list[dict], theme: str = "dark") -> str:
+    """theme: the clips' theme ("light" when every clip is light), so the page around them matches."""
     body = "\n".join(clip_html(i, clip) for i, clip in enumerate(clips, 1))
     return f"""<!DOCTYPE html>
 <html lang="en">
@@ -85,7 +92,7 @@ def lecture_page(title: str, subtitle: str, clips: list[dict]) -> str:
 <title>{html.escape(title)}</title>
 <style>{STYLE}</style>
 </head>
-<body>
+<body class="{'light' if theme == 'light' else 'dark'}">
 <main>
 <h1>{html.escape(title)}</h1>
 <p class="sub">{html.escape(subtitle)}</p>

@@ -309,7 +309,8 @@ def render_scenes(items: list[tuple[str, object, RenderSettings]], out: Path | N
             clips.append(page_clip(name, params, settings, data, info))
         if page_title:
             subtitle = f"{len([r for r in rows if r['ok']])} clips · every number from a real forward pass"
-            atomic_write_text(out / "index.html", lecture_page(page_title, subtitle, clips))
+            theme = "light" if all(params.theme == "light" for _, params, _ in items) else "dark"
+            atomic_write_text(out / "index.html", lecture_page(page_title, subtitle, clips, theme))
     finally:
         signal.signal(signal.SIGTERM, previous_term)
         shutil.rmtree(work, ignore_errors=True)
@@ -400,7 +401,9 @@ def print_summary(rows: list[dict], out: Path, wall: float, quiet: bool) -> None
     for r in failed:
         where = f" (log: {r['log']})" if r.get("log") else ""
         print(f"error: scene {r['scene']} failed: {r['error']}{where}", file=sys.stderr)
-    if quiet:
+    if quiet:  # one line, for scripts: where the clips went
+        if len(failed) < len(rows):
+            print(out.resolve())
         return
     from rich.console import Console
     from rich.table import Table

@@ -83,6 +83,9 @@ def test_page_is_self_contained():
     assert 'src="data:text/vtt;charset=utf-8;base64,' in page
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
     assert "A &lt;lecture&gt;" in page and "not rendered: boom" in page
+    assert '<body class="dark">' in page  # the default theme's page
+    light = lecture_page("A lecture", "sub", [clip], theme="light")
+    assert '<body class="light">' in light and "body.light {" in light  # the page matches light clips
 
 
 def test_output_folders_differ_by_model_and_prompt():

@@ -29,12 +29,12 @@ def test_render_all_scenes(tmp_path, prompt):
     default: `render all` (README: every scene in storyboard order, with an index.html), silent
     (paced for reading), with a non-default --analogy that must reach word-vectors; the voice is
     checked on test_pipeline_render's narrated lecture. tricky: markup, quotes and accents in the
-    prompt, light theme, burned captions, on the scenes that draw the prompt's text most (tokens,
-    the attention grid's labels, the running text of predictions); the layout tests build every
-    scene with such prompts."""
+    prompt, light theme, burned captions, on the two scenes that draw the prompt's text most (its
+    pieces in tokens, the attention grid's labels); the layout tests build every scene, prediction's
+    running text included, with such prompts."""
     from facts import geometry
 
-    names = list(SCENES) if prompt is None else ["tokens", "attention-pattern", "prediction"]
+    names = list(SCENES) if prompt is None else ["tokens", "attention-pattern"]
     # 2 frames a second; 4 for the burned-caption render, whose check needs a frame on each side
     # of a cue change
     fps = rate = 2 if prompt is None else 4
@@ -59,6 +59,7 @@ def test_render_all_scenes(tmp_path, prompt):
         check_burned_captions(tmp_path / f"{names[0]}.mp4", tmp_path / f"{names[0]}.srt")
         return
     page = (tmp_path / "index.html").read_text(encoding="utf-8")
+    assert '<body class="dark">' in page  # the clips' theme
     sections = re.findall(r'<section id="([\w-]+)">\s*<h2>(\d+)\. ([\w-]+)</h2>', page)
     assert [s[0] for s in sections] == list(SCENES)  # every scene, in storyboard order
     assert [int(s[1]) for s in sections] == list(range(1, len(SCENES) + 1))
