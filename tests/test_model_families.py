@@ -292,7 +292,7 @@ def test_fuzzed_family_configs_load_or_give_one_line(tmp_path):
                 config[key] = draw(FIELD_VALUES)
         return config
 
-    @settings(max_examples=150, deadline=None, derandomize=True, database=None)
+    @settings(max_examples=100, deadline=None, derandomize=True, database=None)
     @given(configs())
     def case(config):
         (tmp_path / "config.json").write_text(json.dumps(config))
