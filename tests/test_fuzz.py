@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import render
@@ -134,6 +134,8 @@ def test_fuzz_command_line(sandbox, capsys):
 
     @FUZZ
     @given(argvs())
+    @example(["predict", "The capital of France is", "--bogus", "a\nb"])  # found by this test: two stderr lines
+    @example(["list", "--bogus", "\udcff"])  # found by this test: an undecodable byte broke the error message
     def case(argv):
         before = snapshot(sandbox)
         code, out, err = run_main(argv, capsys)
@@ -266,6 +268,7 @@ def test_fuzz_config_json(tmp_path):
 
     @settings(max_examples=200, deadline=None, derandomize=True, database=None)
     @given(configs())
+    @example({**GOOD["gpt2"], "n_head": 0})  # found by this test: a ZeroDivisionError
     def case(config):
         (folder / "config.json").write_text(json.dumps(config))  # NaN and Infinity as JSON writes them
         try:
