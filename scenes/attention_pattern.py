@@ -67,7 +67,11 @@ class AttentionPattern(AttentionScene):
         fit_width(legend, config.frame_width / 2 - 0.3 - self.side_x)
         legend.move_to([self.side_x, grid.frame.get_top()[1], 0], aligned_edge=UL)
         self.step = label("each cell: q · k", theme, LABEL)
-        self.step.move_to([self.side_x, grid.frame.get_bottom()[1], 0], aligned_edge=DL)
+        bottom = grid.frame.get_bottom()[1]
+        if legend.get_bottom()[1] - 0.3 < bottom + self.step.height:  # a short grid (a short prompt): under the legend
+            self.step.next_to(legend, DOWN, buff=0.3, aligned_edge=LEFT)
+        else:  # level with the grid's bottom
+            self.step.move_to([self.side_x, bottom, 0], aligned_edge=DL)
         self.say(f"Head {H} of layer {L} compares tokens in a grid. Each column is a query: the token asking. "
                  "Each row is a key: a token it may look at.")
         self.play(FadeIn(grid.frame), FadeIn(grid.key_labels), FadeIn(grid.query_labels), FadeIn(legend), run_time=1)
@@ -145,6 +149,8 @@ class AttentionPattern(AttentionScene):
         lines.arrange(DOWN, aligned_edge=LEFT, buff=0.15)
         fit_width(lines, config.frame_width / 2 - 0.3 - self.side_x)
         lines.next_to(self.step, UP, buff=0.35).align_to(self.step, LEFT)
+        if lines.get_top()[1] > self.legend.get_bottom()[1] - 0.15:  # no room between legend and step: below the step
+            lines.next_to(self.step, DOWN, buff=0.35).align_to(self.step, LEFT)
         share = sum(float(pattern[q, k]) for k in keys)
         shares = [f"{narration.spoken_percent(float(pattern[q, k]))} to {self.piece(k)}" for k in keys]
         shares[0] = shares[0].replace(" to ", " of its attention to ", 1)

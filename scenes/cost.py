@@ -15,7 +15,7 @@ from manim import (DOWN, LEFT, RIGHT, UP, Create, FadeIn, LaggedStart, MathTypst
 from scenes.parts import narration
 from scenes.parts.base import TransformerScene
 from scenes.parts.components import fit_height, fit_width, label, token_label
-from scenes.parts.plots import Plot, nice_ticks
+from scenes.parts.plots import Plot, box_of, line_points, nice_ticks, place_clear
 from scenes.parts.provenance import Shown
 from scenes.parts.theme import LABEL, SMALL, fmt_percent
 
@@ -136,15 +136,21 @@ class Cost(TransformerScene):
         mean_label = VGroup(label("mean", theme, SMALL, color=theme.accent),
                             cost_text(mean, theme, "cost.mean", color=theme.accent)).arrange(RIGHT, buff=0.1)
         mean_label.next_to(plot.point(x_max, mean), RIGHT, buff=0.15)
+        if mean_label.get_right()[0] > config.frame_width / 2 - 0.2:  # no room right of the plot: above the line's end
+            mean_label.next_to(plot.point(x_max, mean), UP + LEFT, buff=0.1)
+        # each named point's token keeps clear of the curve, the dots, the mean line and its label,
+        # the axes and their labels, and the other names
+        boxes = [box_of(m) for m in (*plot.tick_labels, plot.x_name, plot.y_name, mean_label) if m is not None]
+        points = (line_points(curve.get_anchors()) + [tuple(d.get_center()[:2]) for d in dots]
+                  + line_points([mean_line.get_start(), mean_line.get_end()])
+                  + [p for axis in (plot.x_axis, plot.y_axis) for p in line_points([axis.get_start(), axis.get_end()])])
+        half_w, half_h = config.frame_width / 2, config.frame_height / 2
+        region = (-half_w + 0.2, -half_h + 0.45, half_w - 0.2, self.stage_top())
         names = VGroup()
         picks = list(dict.fromkeys([self.summary["worst"], self.summary["best"], n - 1]))[:LABELLED]
         for pos in picks:
             tag = token_label(trace.pieces[pos + 1], theme, SMALL, color=theme.token_color(pos + 1), index=(pos + 1,))
-            point = plot.point(pos, costs[pos])
-            tag.next_to(point, UP if costs[pos] < top * 0.8 else RIGHT, buff=0.12)
-            if tag.get_right()[0] > config.frame_width / 2 - 0.2:
-                tag.next_to(point, LEFT, buff=0.12)
-            names.add(tag)
+            names.add(place_clear(tag, [plot.point(pos, costs[pos])], region, boxes, points))
         points = "one position" if n == 1 else f"the {narration.spoken_count(n)} positions"
         self.say(f"Here are the same costs as a curve over {points}. Each point is one guess of the next token.")
         self.play(FadeIn(plot), run_time=0.8)

@@ -526,8 +526,8 @@ def check_shown(scene) -> int:
             assert not NUMBER.match(m.text), f"number {m.text!r} on screen without a source"
         if shown is None:
             continue
-        if isinstance(m, Text):  # (U+FE0E, which asks for an emoji's outline form, is not drawn)
-            assert m.text.replace("\ufe0e", "") == shown.text.replace(" ", "").replace("\n", ""), (m.text, shown)
+        if isinstance(m, Text):  # (U+FE0E, an emoji's outline form, and U+200E, left to right, are not drawn)
+            assert m.text.replace("\ufe0e", "").replace("\u200e", "") == shown.text.replace(" ", "").replace("\n", ""), (m.text, shown)
         checked += 1
         src = shown.source
         if src == "prompt":

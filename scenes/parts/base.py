@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 
 import numpy as np
-from manim import DOWN, LEFT, UL, UP, ImageMobject, Mobject, Scene, Text, VGroup, config
+from manim import DOWN, LEFT, RIGHT, UL, UP, ImageMobject, Mobject, Scene, Text, VGroup, config
 
 from . import compat, narration
 from . import voice as voice_mod
@@ -29,6 +29,21 @@ from .theme import TITLE, get_theme
 PHRASE_PAUSE = 0.2  # seconds of quiet after a cue that ends mid-sentence
 SENTENCE_PAUSE = 0.45  # ... after a cue that ends a sentence
 BEAT_PAUSE = 0.6  # the picture holds this long after a beat's narration ends
+
+
+def text_collisions(mobjects, eps: float = 0.03) -> list[str]:
+    """Pairs of visible texts whose boxes overlap by more than `eps` in both x and y.
+    Texts overlap only by mistake here: every label has its own place."""
+    texts = [m for top in mobjects for m in top.get_family()
+             if isinstance(m, Text) and m.submobjects and m.get_fill_opacity() > 0 and m.text.strip()]
+    if len(texts) < 2:
+        return []
+    boxes = np.array([[*m.get_corner(DOWN + LEFT)[:2], *m.get_corner(UP + RIGHT)[:2]] for m in texts])  # x0 y0 x1 y1
+    dx = np.minimum(boxes[:, None, 2], boxes[None, :, 2]) - np.maximum(boxes[:, None, 0], boxes[None, :, 0])
+    dy = np.minimum(boxes[:, None, 3], boxes[None, :, 3]) - np.maximum(boxes[:, None, 1], boxes[None, :, 1])
+    hits = np.argwhere(np.triu((dx > eps) & (dy > eps), k=1))
+    same = lambda i, j: texts[i].text == texts[j].text and np.abs(boxes[i] - boxes[j]).max() < eps  # a copy on itself: one text to the eye
+    return [f"{texts[i].text!r} overlaps {texts[j].text!r}" for i, j in hits if not same(i, j)]
 
 
 class TransformerScene(Scene):
@@ -212,7 +227,9 @@ class TransformerScene(Scene):
         return (self.header.get_bottom()[1] - 0.15) if self.header else config.frame_height / 2 - FRAME_MARGIN
 
     def check_layout(self, beat: str) -> None:
-        """Record any text or image on screen that reaches past the frame."""
+        """Record any text or image on screen that reaches past the frame, and any two texts on
+        screen whose boxes overlap (by more than a hair in both directions)."""
+        self.layout_problems += [f"{beat}: {p}" for p in text_collisions(self.mobjects)]
         w, h = config.frame_width / 2, config.frame_height / 2
         eps = 0.02
         for top in self.mobjects:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -38,8 +39,12 @@ PICTOGRAPH = re.compile("([\u2600-\u27bf\u2b00-\u2bff\U0001f000-\U0001faff])\ufe
 
 
 def drawable(text: str) -> str:
-    """`text` with every pictograph asked for in its outline (text) form."""
-    return PICTOGRAPH.sub("\\1\ufe0e", text)
+    """`text` with every pictograph asked for in its outline (text) form, and, when it holds
+    right-to-left letters (Hebrew, Arabic), a left-to-right mark first: Pango then lays the
+    line out left to right, as every row here reads, and a token made only of such letters is
+    drawn at all (manim's Text of a right-to-left paragraph comes out empty)."""
+    text = PICTOGRAPH.sub("\\1\ufe0e", text)
+    return "\u200e" + text if any(unicodedata.bidirectional(c) in ("R", "AL") for c in text) else text
 
 
 def label(text: str, theme: Theme, size: float = LABEL, color=None, mono: bool = False, bold: bool = False,

@@ -189,3 +189,58 @@ class CountBars(VGroup):
                 num.move_to(bar.get_right() + LEFT * 0.15, aligned_edge=RIGHT).set_color(theme.background)
             self.lines.add(VGroup(name_mob, bar, num))
         self.add(self.lines)
+
+
+# --------------------------------------------------------------------------- labels that keep clear
+
+def box_of(mob, pad: float = 0.0) -> tuple[float, float, float, float]:
+    """(x0, y0, x1, y1) of `mob`, grown by `pad`."""
+    (x0, y0, _), (x1, y1, _) = mob.get_corner(DOWN + LEFT), mob.get_corner(UP + RIGHT)
+    return x0 - pad, y0 - pad, x1 + pad, y1 + pad
+
+
+def overlaps(a: tuple, b: tuple) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def line_points(points, step: float = 0.04) -> list[tuple[float, float]]:
+    """Points every `step` along a polyline (a curve, a dashed line): what a label must not touch."""
+    out = []
+    for a, b in zip(points, points[1:]):
+        a, b = np.asarray(a[:2], float), np.asarray(b[:2], float)
+        n = max(1, int(np.linalg.norm(b - a) / step))
+        out += [tuple(a + (b - a) * t / n) for t in range(n + 1)]
+    return out
+
+
+AROUND = ((0, 1), (0, -1), (1, 1), (-1, 1), (1, -1), (-1, -1), (1, 0), (-1, 0))  # above first, then below ...
+
+
+def place_clear(mob, anchors, region: tuple, boxes: list, points: list, sides=AROUND, pad: float = 0.06):
+    """Move `mob` next to one of `anchors` where it stays inside `region` (x0, y0, x1, y1) and
+    touches no box in `boxes` and no point in `points`: spots are tried nearest first (each
+    anchor, each side in `sides`, then further out); if none is clear, the one with the least
+    trouble wins. The placed box joins `boxes`."""
+    w, h = mob.width, mob.height
+    best = None
+    for dist in (0.1, 0.25, 0.45, 0.7, 1.0, 1.4):
+        for anchor in anchors:
+            for dx, dy in sides:
+                cx = anchor[0] + dx * (dist + w / 2)
+                cy = anchor[1] + dy * (dist + h / 2)
+                box = (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+                outside = max(0.0, region[0] - box[0]) + max(0.0, box[2] - region[2]) + \
+                    max(0.0, region[1] - box[1]) + max(0.0, box[3] - region[3])
+                padded = (box[0] - pad, box[1] - pad, box[2] + pad, box[3] + pad)
+                hits = sum(overlaps(padded, b) for b in boxes) + \
+                    sum(padded[0] <= x <= padded[2] and padded[1] <= y <= padded[3] for x, y in points)
+                trouble = (10 * outside + hits, dist)
+                if best is None or trouble < best[0]:
+                    best = (trouble, (cx, cy))
+                if trouble[0] == 0:
+                    mob.move_to([cx, cy, 0])
+                    boxes.append(box_of(mob))
+                    return mob
+    mob.move_to([best[1][0], best[1][1], 0])
+    boxes.append(box_of(mob))
+    return mob
