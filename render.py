@@ -309,7 +309,7 @@ def cmd_lecture(args) -> int:
 
     lecture, items, out = lecture_jobs(args)
     return render_scenes(items, out=out, jobs=args.jobs or lecture.jobs, quiet=args.quiet, page_title=lecture.title,
-                         plan_only=args.plan)
+                         plan_only=args.plan, page_notes=[{"title": e.title, "notes": e.notes} for e in lecture.scenes])
 
 
 def cmd_batch(args) -> int:

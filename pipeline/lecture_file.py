@@ -10,6 +10,8 @@
 
     [[scene]]
     name = "attention-pattern"
+    title = "Who looks at whom"          # the page's heading for this clip (default: the scene's name)
+    notes = "Pause on the third beat."   # shown under the clip
     layer = 1
     head = "auto"
 
@@ -36,11 +38,16 @@ TOP_KEYS = {"title", "defaults", "scene", "out", "sections", "jobs"}
 DEVICES = ("auto", "cuda", "cpu")
 
 
+PAGE_KEYS = ("title", "notes")  # per scene, for the page (and speaker notes): text, not render options
+
+
 @dataclass
 class LectureScene:
     name: str
     options: dict = field(default_factory=dict)  # defaults merged with the scene's own
     line: int = 0
+    title: str = ""  # the page's heading for this clip ("" = the scene's own)
+    notes: str = ""  # the lecturer's notes, shown under the clip
 
 
 @dataclass
@@ -115,9 +122,14 @@ def load_lecture(path: Path, known_scenes: list[str]) -> Lecture:
             hint = f"; did you mean {close[0]!r}?" if close else ""
             where = line_of(text, r"name\s*=", line_start(text, line))
             raise UserError(f"{path}:{where}: unknown scene {name!r}{hint}")
-        own = {k: v for k, v in entry.items() if k != "name"}
+        page = {k: entry[k] for k in PAGE_KEYS if k in entry}
+        for key, value in page.items():
+            if not isinstance(value, str):
+                where = line_of(text, rf"^[ \t]*{key}\s*=", line_start(text, line)) or line
+                raise UserError(f"{path}:{where}: {key} must be text in quotes, not {type(value).__name__}")
+        own = {k: v for k, v in entry.items() if k != "name" and k not in PAGE_KEYS}
         check_options(path, text, own, line)
-        scenes.append(LectureScene(name, {**defaults, **own}, line))
+        scenes.append(LectureScene(name, {**defaults, **own}, line, page.get("title", ""), page.get("notes", "")))
     jobs = data.get("jobs")
     if jobs is not None and (not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1):
         where = line_of(text, r"^[ \t]*jobs\s*=")
@@ -176,7 +188,8 @@ def check_options(path: Path, text: str, options: dict, table_line: int) -> None
         if key not in OPTIONS:
             close = difflib.get_close_matches(key, OPTIONS, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise UserError(f"{path}:{where()}: unknown option {key!r}{hint}")
+            allowed = ", ".join(["name", *PAGE_KEYS, *OPTIONS]) if table_line else ", ".join(OPTIONS)
+            raise UserError(f"{path}:{where()}: unknown option {key!r}{hint} (allowed: {allowed})")
         if not isinstance(value, OPTIONS[key]) or (isinstance(value, bool) and OPTIONS[key] is not bool):
             raise UserError(f"{path}:{where()}: option {key!r} has the wrong type ({type(value).__name__})")
         if key == "device" and value not in DEVICES:

@@ -28,6 +28,7 @@ dl.provenance { display: grid; grid-template-columns: max-content 1fr; gap: .15r
 dl.provenance dt { color: #9aa0a6; }
 code { font-family: "DejaVu Sans Mono", monospace; }
 .failed { color: #f28b82; }
+.notes { white-space: pre-line; border-left: 3px solid #8ab4f8; padding-left: .7rem; }
 body.light { background: #fafafa; color: #202124; }
 body.light .sub, body.light dl.provenance dt { color: #5f6368; }
 body.light dl.provenance { color: #3c4043; }
@@ -57,11 +58,14 @@ def data_url(text: str, mime: str = "text/vtt") -> str:
 
 
 def clip_html(index: int, clip: dict) -> str:
-    """clip: name, line, video, poster, captions_vtt, chapters (list of {name, start}), chapters_vtt, provenance (dict)."""
+    """clip: name, line, video, poster, captions_vtt, chapters (list of {name, start}), chapters_vtt, provenance (dict);
+    title and notes when a lecture file gives them (the heading, and the lecturer's notes under it)."""
     e = html.escape
     vid = f"clip-{index}"
+    heading = f'<h2>{index}. {e(clip.get("title") or clip["name"])}</h2>'
+    notes = f'<p class="notes">{e(clip["notes"])}</p>' if clip.get("notes") else ""
     if clip.get("error"):
-        return f'<section id="{e(clip["name"])}"><h2>{index}. {e(clip["name"])}</h2><p class="failed">not rendered: {e(clip["error"])}</p></section>'
+        return f'<section id="{e(clip["name"])}">{heading}{notes}<p class="failed">not rendered: {e(clip["error"])}</p></section>'
     tracks = f'<track kind="captions" label="Captions" srclang="en" src="{data_url(clip["captions_vtt"])}" default>'
     if clip.get("chapters_vtt"):
         tracks += f'<track kind="chapters" label="Chapters" srclang="en" src="{data_url(clip["chapters_vtt"])}">'
@@ -73,8 +77,8 @@ def clip_html(index: int, clip: dict) -> str:
     prov = "".join(f"<dt>{e(k)}</dt><dd>{e(v if isinstance(v, str) else json.dumps(v, ensure_ascii=False))}</dd>"
                    for k, v in clip.get("provenance", {}).items())
     return f"""<section id="{e(clip['name'])}">
-<h2>{index}. {e(clip['name'])}</h2>
-<p class="sub">{e(clip.get('line', ''))}</p>
+{heading}
+<p class="sub">{e(clip.get('line', ''))}</p>{notes}
 <video id="{vid}" controls preload="metadata"{poster}><source src="{e(clip['video'])}" type="{e(clip.get('mime', 'video/mp4'))}">{tracks}</video>
 <ol class="chapters">{chapters}</ol>
 <dl class="provenance">{prov}</dl>

@@ -268,7 +268,9 @@ def print_plan(scene_jobs: list[SceneJob], out: Path) -> int:
 
 
 def render_scenes(items: list[tuple[str, object, RenderSettings]], out: Path | None, jobs: int | None,
-                  quiet: bool = False, page_title: str | None = None, plan_only: bool = False) -> int:
+                  quiet: bool = False, page_title: str | None = None, plan_only: bool = False,
+                  page_notes: list[dict] | None = None) -> int:
+    """page_notes: per item, a lecture's {"title", "notes"} for the page (or None)."""
     if not items:
         raise UserError("no scenes to render")
     if plan_only:  # nothing is written: --out is not made or checked for writing
@@ -289,13 +291,13 @@ def render_scenes(items: list[tuple[str, object, RenderSettings]], out: Path | N
         with Display(quiet, workers, scene_jobs) as display:
             results = workers.run(scene_jobs, on_tick=display.tick)
         rows, clips = [], []
-        for (name, params, settings), result in zip(items, results):
+        for i, ((name, params, settings), result) in enumerate(zip(items, results)):
             data = prepared[json.dumps(params.to_dict(), sort_keys=True)]
             stem = result.job.stem
             if not result.ok:
                 rows.append({"scene": stem, "ok": False, "error": result.error, "wall": result.wall,
                              "log": keep_log(result, out)})
-                clips.append({"name": stem, "error": result.error})
+                clips.append({"name": stem, "error": result.error} | (page_notes[i] if page_notes else {}))
                 continue
             try:
                 info = publish(result, out, sidecar(name, params, settings, data), workers.progress(result.job))
@@ -306,7 +308,7 @@ def render_scenes(items: list[tuple[str, object, RenderSettings]], out: Path | N
                 continue
             rows.append({"scene": stem, "ok": True, "file": info["file"], "duration": info["duration"],
                          "size": sum(size_of(f) for f in info["files"]), "wall": result.wall})
-            clips.append(page_clip(name, params, settings, data, info))
+            clips.append(page_clip(name, params, settings, data, info) | (page_notes[i] if page_notes else {}))
         if page_title:
             subtitle = f"{len([r for r in rows if r['ok']])} clips · every number from a real forward pass"
             theme = "light" if all(params.theme == "light" for _, params, _ in items) else "dark"

@@ -74,6 +74,21 @@ def test_shipped_lecture_loads(name):
     assert all(s.options["prompt"] for s in lecture.scenes)
 
 
+def test_lecture_scene_title_and_notes(tmp_path):
+    lecture = tmp_path / "l.toml"
+    lecture.write_text('[[scene]]\nname = "tokens"\ntitle = "Text becomes tokens"\nnotes = "line one\\nline two"\n\n'
+                       '[[scene]]\nname = "cost"\n')
+    first, second = load_lecture(lecture, list(SCENES)).scenes
+    assert (first.title, first.notes, second.title, second.notes) == ("Text becomes tokens", "line one\nline two", "", "")
+    assert "title" not in first.options and "notes" not in first.options  # page text, not render options
+    lecture.write_text('[[scene]]\nname = "tokens"\ntitle = 3\n')
+    with pytest.raises(UserError, match=r"l.toml:3: title must be text"):
+        load_lecture(lecture, list(SCENES))
+    lecture.write_text('[[scene]]\nname = "tokens"\nspeaker = "x"\n')
+    with pytest.raises(UserError, match=r"unknown option 'speaker'.*\(allowed: name, title, notes, prompt, model"):
+        load_lecture(lecture, list(SCENES))
+
+
 def test_page_is_self_contained():
     clip = {"name": "tokens", "line": "text becomes tokens", "video": "tokens.mp4", "poster": "tokens.poster.png",
             "captions_vtt": captions.to_vtt(captions.parse_srt(SRT)), "chapters_vtt": captions.chapters_vtt([]),

@@ -33,6 +33,8 @@ name = "tokens"
 
 [[scene]]
 name = "softmax"
+title = "Scores become <weights>"
+notes = "Ask: why exponentiate first?"
 
 # the same scene again, for another prompt: its own trace, its own stem
 [[scene]]
@@ -77,6 +79,9 @@ def test_lecture_writes_every_output(tmp_path, default_trace):
     assert "France" in " ".join(c.text for c in captions.parse_srt((lecture_out / "tokens-2.srt").read_text()))
     page = (lecture_out / "index.html").read_text(encoding="utf-8")
     assert "Two prompts, three clips" in page
+    # a scene's own title heads its clip (escaped), its notes sit under it; the others keep their names
+    assert "<h2>2. Scores become &lt;weights&gt;</h2>" in page and '<p class="notes">Ask: why exponentiate first?</p>' in page
+    assert "<h2>1. tokens</h2>" in page and page.count('class="notes"') == 1
     for stem in ("tokens", "softmax", "tokens-2"):  # each clip on the page, in the lecture's order, narrated
         assert f'<source src="{stem}.mp4" type="video/mp4">' in page and f'poster="{stem}.poster.png"' in page
         check_narration(lecture_out, stem, json.loads((lecture_out / f"{stem}.json").read_text()), voiced=True)
