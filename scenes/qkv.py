@@ -19,6 +19,7 @@ from facts import attention as af
 from scenes.parts import narration
 from scenes.parts.attention_parts import AttentionScene, fit_height, matrix_view, row_of_vectors, vector_with_length
 from scenes.parts.components import TokenStrip, count, fit_width, label, number, token_label
+from scenes.parts.plots import box_of, line_points, place_clear
 from scenes.parts.theme import BODY, LABEL, SMALL
 
 COLUMN_WIDTH = 1.3
@@ -194,16 +195,15 @@ class Qkv(AttentionScene):
         for k in range(q + 1):
             p = to_point(coords[k])
             story = k in keys
-            dot = Dot(p, radius=0.09 if story else 0.06, color=theme.key, fill_opacity=1 if story else 0.6)
-            dots.add(dot)
-            if k in labelled and len(names) < 8:
-                name = token_label(trace.pieces[k], theme, SMALL * 0.9, color=theme.token_color(k), index=(k,))
-                name.next_to(dot, UP if coords[k][1] >= 0 else DOWN, buff=0.08)
-                if name.get_right()[0] > box.get_right()[0] - 0.05:
-                    name.next_to(dot, UL, buff=0.05)
-                names.add(name)
+            dots.add(Dot(p, radius=0.09 if story else 0.06, color=theme.key, fill_opacity=1 if story else 0.6))
             if story:
                 drops.add(DashedLine(p, [p[0], center[1], 0], color=theme.key, stroke_width=2))
+        # names next to their dots, inside the box, clear of every dot, the arrow and each other
+        region, placed = box_of(box, -0.05), []
+        points = [tuple(d.get_center()[:2]) for d in dots] + line_points([arrow.get_start(), arrow.get_end()])
+        for k in [k for k in range(q + 1) if k in labelled][:8]:
+            name = token_label(trace.pieces[k], theme, SMALL * 0.9, color=theme.token_color(k), index=(k,))
+            names.add(place_clear(name, [dots[k].get_center()], region, placed, points))
         title = label("keys as seen from one query", theme, LABEL)
         title.next_to(box, UP, buff=0.15)
         self.say(f"Queries and keys live in the same space of {cfg.d_head} numbers. "

@@ -244,6 +244,7 @@ def test_png_folder_interrupted_between_renames_keeps_the_earlier_folder(tmp_pat
 LAUNCHER = """
 import os, runpy, signal, sys
 name, sig = sys.argv[1], getattr(signal, sys.argv[2])
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as a terminal starts it (a background job inherits SIGINT ignored)
 real = os.replace
 def replace(src, dst, *args, **kwargs):
     if os.path.basename(os.fspath(dst)) == name:

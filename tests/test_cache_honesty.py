@@ -74,8 +74,8 @@ def test_a_fact_depending_on_model_code_is_recomputed_when_the_model_changes(pro
     code = (f"import json; from model.trace import get_trace; from facts.prediction import temperature_table; "
             f"t = get_trace({PROMPT!r}, {str(folder)!r}, 'cpu'); print(json.dumps(temperature_table(t, {str(folder)!r})))")
     first = run(copy, cache, code)
-    edit(copy / "model" / "transformer.py", "logits = x @ self.weight(\"unembed.W_U\")  # [pos, vocab]",
-         "logits = 2 * (x @ self.weight(\"unembed.W_U\"))  # [pos, vocab]")
+    edit(copy / "model" / "transformer.py", "logits = x @ self.weight(\"unembed.W_U\")\n",
+         "logits = 2 * (x @ self.weight(\"unembed.W_U\"))\n")
     second = run(copy, cache, code)
     assert second["logits"][0] == pytest.approx(2 * first["logits"][0], rel=1e-5)
 
