@@ -716,3 +716,18 @@ def lens_answer_logits(scene, layer: int) -> tuple[torch.Tensor, int]:
 def lens_answer_rank(scene, layer: int) -> tuple[int, int]:
     """The band of ranks (see rank_band) the final answer may honestly get in the logit lens after `layer`."""
     return rank_band(*lens_answer_logits(scene, layer))
+
+
+def shown_sources(scene) -> dict[str, list]:
+    """Every Shown value a scene drew, grouped by its source."""
+    out: dict[str, list] = {}
+    for m in scene.seen.values():
+        s = getattr(m, "shown", None)
+        if s is not None:
+            out.setdefault(s.source, []).append(s)
+    return out
+
+
+def said(scene) -> str:
+    """Everything a scene's narration says, as one line."""
+    return " ".join(" ".join(c.split()) for c in scene.captions)

@@ -209,21 +209,10 @@ def family_folders(tmp_path_factory):
     return out
 
 
-def shown_sources(scene) -> dict[str, list]:
-    out: dict[str, list] = {}
-    for m in scene.seen.values():
-        s = getattr(m, "shown", None)
-        if s is not None:
-            out.setdefault(s.source, []).append(s)
-    return out
-
-
-def said(scene) -> str:
-    return " ".join(" ".join(c.split()) for c in scene.captions)
 
 
 def test_qkv_scene_shows_qwen2s_query_and_key_biases(family_folders):
-    from scene_helpers import build, check_shown, loaded
+    from scene_helpers import build, check_shown, loaded, said, shown_sources
 
     model = str(family_folders["qwen2"])
     scene = build("qkv", MT_MODEL=model)
@@ -242,7 +231,7 @@ def test_qkv_scene_shows_qwen2s_query_and_key_biases(family_folders):
 
 
 def test_attention_pattern_scene_says_gemma2s_soft_cap(family_folders):
-    from scene_helpers import build, check_shown
+    from scene_helpers import build, check_shown, said, shown_sources
 
     scene = build("attention-pattern", MT_MODEL=str(family_folders["gemma2"]))
     assert check_shown(scene) >= 10 and scene.layout_problems == []
@@ -253,7 +242,7 @@ def test_attention_pattern_scene_says_gemma2s_soft_cap(family_folders):
 def test_mlp_scene_adds_the_pushes_up_to_gemma2s_logit_before_the_cap(family_folders):
     """The direct effects add up to the logit before the final soft-cap; the scene shows that sum
     and the capped logit, and the cap undone (atanh) gives the sum back."""
-    from scene_helpers import build, check_shown
+    from scene_helpers import build, check_shown, said, shown_sources
 
     scene = build("mlp", MT_MODEL=str(family_folders["gemma2"]))
     assert check_shown(scene) >= 10 and scene.layout_problems == []

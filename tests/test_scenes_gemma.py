@@ -17,7 +17,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from scene_helpers import build, check_shown, loaded, story_head  # noqa: E402
+from scene_helpers import build, check_shown, loaded, said, shown_sources, story_head  # noqa: E402
 from test_scenes import assert_cues_readable  # noqa: E402
 
 
@@ -29,17 +29,6 @@ def gemma(name: str):
     return build(name, MT_MODEL=GEMMA)
 
 
-def shown_sources(scene) -> dict[str, list]:
-    out: dict[str, list] = {}
-    for m in scene.seen.values():
-        s = getattr(m, "shown", None)
-        if s is not None:
-            out.setdefault(s.source, []).append(s)
-    return out
-
-
-def said(scene) -> str:
-    return " ".join(" ".join(c.split()) for c in scene.captions)
 
 
 ADAPTED = ["tokens", "embeddings", "qkv", "masking", "multi-head", "values", "mlp"]  # beats that read Gemma's flags

@@ -16,19 +16,11 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from scene_helpers import expect_spoken_token, build, check_shown  # noqa: E402
+from scene_helpers import expect_spoken_token, build, check_shown, shown_sources  # noqa: E402
 
 from facts.generation import generate  # noqa: E402
 from scenes.parts.params import DEFAULT_PROMPT  # noqa: E402
 
-
-def shown_sources(scene) -> dict[str, list]:
-    out: dict[str, list] = {}
-    for m in scene.seen.values():
-        shown = getattr(m, "shown", None)
-        if shown is not None:
-            out.setdefault(shown.source, []).append(shown)
-    return out
 
 
 def test_prediction_same_seed_same_video(smollm2):

@@ -117,9 +117,10 @@ class NumberGrid(VGroup):
                         self.key_labels.add(lab)
                         if pos is not None:
                             self.key_label_of[pos] = lab
-                    else:
-                        lab.rotate(math.pi / 2)
-                        fit_height(lab, 1.5)
+                    else:  # a label wider than its column reads bottom to top; a narrow one ("a", "<") stays upright
+                        if lab.width > cell_w * 0.9:
+                            lab.rotate(math.pi / 2)
+                            fit_height(lab, 1.5)
                         fit_width(lab, cell_w * 0.9)
                         lab.next_to([i * cell_w, self.frame.get_top()[1], 0], UP, buff=0.12)
                         self.query_labels.add(lab)

@@ -470,8 +470,9 @@ class AttentionGrid(VGroup):
                         lab = token_label(pieces[pos], theme, size, color=theme.token_color(pos), index=(pos,))
                     if where == "key":
                         lab.next_to(frame.get_left() + np.array([0, -i * cell + (n - 1) * cell / 2, 0]), LEFT, buff=0.12)
-                    else:
-                        lab.rotate(math.pi / 2)
+                    else:  # a label wider than its column reads bottom to top; a narrow one ("a", "<") stays upright
+                        if lab.width > cell * 0.9:
+                            lab.rotate(math.pi / 2)
                         lab.next_to(frame.get_top() + np.array([i * cell - (n - 1) * cell / 2, 0, 0]), UP, buff=0.12)
                     group.add(lab)
             self.add(self.key_labels, self.query_labels)
