@@ -48,8 +48,8 @@ def sandbox(tmp_path, monkeypatch, smollm2):
     monkeypatch.chdir(work)
     real = pipeline_render.render_scenes
 
-    def plan_only(items, out, jobs, quiet=False, page_title=None, plan_only=False):
-        return real(items, out, jobs, quiet, page_title, plan_only=True)
+    def plan_only(items, out, jobs, quiet=False, page_title=None, plan_only=False, **page):
+        return real(items, out, jobs, quiet, page_title, plan_only=True, **page)
 
     monkeypatch.setattr(pipeline_render, "render_scenes", plan_only)
     monkeypatch.setattr("model.loading.load", lambda *a, **k: smollm2)
