@@ -17,13 +17,14 @@ import os
 from pathlib import Path
 
 import numpy as np
-from manim import DOWN, LEFT, RIGHT, UL, UP, ImageMobject, Mobject, Scene, Text, VGroup, config
+from manim import DOWN, LEFT, UL, UP, ImageMobject, Mobject, Scene, Text, VGroup, config
 
 from . import compat, narration
 from . import voice as voice_mod
 from .components import FRAME_MARGIN, BurnedCaptions, ProvenanceTag, label
 from .data import SceneData
 from .params import Params
+from .plots import box_of
 from .theme import TITLE, get_theme
 
 PHRASE_PAUSE = 0.2  # seconds of quiet after a cue that ends mid-sentence
@@ -38,7 +39,7 @@ def text_collisions(mobjects, eps: float = 0.03) -> list[str]:
              if isinstance(m, Text) and m.submobjects and m.get_fill_opacity() > 0 and m.text.strip()]
     if len(texts) < 2:
         return []
-    boxes = np.array([[*m.get_corner(DOWN + LEFT)[:2], *m.get_corner(UP + RIGHT)[:2]] for m in texts])  # x0 y0 x1 y1
+    boxes = np.array([box_of(m) for m in texts])  # x0 y0 x1 y1
     dx = np.minimum(boxes[:, None, 2], boxes[None, :, 2]) - np.maximum(boxes[:, None, 0], boxes[None, :, 0])
     dy = np.minimum(boxes[:, None, 3], boxes[None, :, 3]) - np.maximum(boxes[:, None, 1], boxes[None, :, 1])
     hits = np.argwhere(np.triu((dx > eps) & (dy > eps), k=1))
