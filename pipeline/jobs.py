@@ -1,19 +1,30 @@
 """Render scenes in worker processes: one manim process per scene (Cairo draws on one core),
 at most N at a time, with one live progress display across all of them.
 
+Two ways to start a worker, the same manim command line in both:
+- `Workers.run` (the render CLI) forks this process once per scene, after importing manim, torch
+  and the scene parts here once: a fresh `python -m manim` spends about 7 s of CPU importing them,
+  more than drawing a short scene costs. It forks from the main thread with no other threads
+  running (the progress display refreshes from the same loop), and the child sets its own
+  environment, output and signals before manim parses its arguments.
+- `Workers.run_one` starts `python -m manim` as a new program: for callers whose process holds
+  threads that a fork would copy half-way (a Ray task, the batch's thread pool).
+
 Each worker writes into a private work folder; nothing reaches the output folder from here
 (see pipeline/outputs.py). Ctrl-C stops every worker and leaves no files behind.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,27 +108,40 @@ class Workers:
         except (OSError, ValueError):
             return {}
 
+    def worker_env(self, job: SceneJob) -> dict[str, str]:
+        """What a worker adds to the environment: the scene's MT_* parameters and where to write."""
+        return {**job.env, "MT_STILLS": str(self.work / job.stem / "stills"), "MT_PROGRESS": str(self.progress_file(job)),
+                "MT_NARRATION": str(self.work / f"{job.stem}.narration.json"),
+                "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+    def threads(self) -> int:
+        """The cores shared out between the workers: torch's thread pool spinning on a busy core
+        makes its small operations many times slower."""
+        return max(1, (os.cpu_count() or 1) // self.jobs)
+
     def run_one(self, job: SceneJob) -> SceneResult:
+        """One job in a new `python -m manim` program; returns when it ends."""
         start = time.monotonic()
-        media, stills = self.work / job.stem, self.work / job.stem / "stills"
-        narration = self.work / f"{job.stem}.narration.json"
-        env = {**os.environ, **job.env, "MT_STILLS": str(stills), "MT_PROGRESS": str(self.progress_file(job)),
-               "MT_NARRATION": str(narration),
-               "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-        # the cores shared out between the workers: torch's thread pool spinning on a busy core
-        # makes its small operations many times slower
-        env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // self.jobs)))
+        env = {**os.environ, **self.worker_env(job)}
+        env.setdefault("OMP_NUM_THREADS", str(self.threads()))
         log = self.work / f"{job.stem}.log"
         with open(log, "w", encoding="utf-8") as out:
             with self.lock:
                 if self.stopping:
                     return SceneResult(job, False, "stopped")
-                proc = subprocess.Popen(manim_command(job, media), env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)  # same process group: killing the CLI's group ends its workers too
+                proc = subprocess.Popen(manim_command(job, self.work / job.stem), env=env, cwd=ROOT, stdout=out,
+                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                        preexec_fn=die_with_parent)  # same process group: killing the CLI's group ends its workers too
                 self.procs[job.stem] = proc
             code = proc.wait()
         with self.lock:
             self.procs.pop(job.stem, None)
+        return self.collect(job, code, start)
+
+    def collect(self, job: SceneJob, code: int, start: float) -> SceneResult:
+        """A finished worker's files, or why it failed."""
+        media, stills = self.work / job.stem, self.work / job.stem / "stills"
+        narration, log = self.work / f"{job.stem}.narration.json", self.work / f"{job.stem}.log"
         result = SceneResult(job, False, wall=time.monotonic() - start, log=log)
         video = find_output(media, job)
         if code != 0 or video is None:
@@ -136,20 +160,30 @@ class Workers:
         return result
 
     def run(self, jobs: list[SceneJob], on_tick=None) -> list[SceneResult]:
-        """Run every job, at most self.jobs at once; call on_tick() a few times a second."""
-        with ThreadPoolExecutor(max_workers=max(1, min(self.jobs, len(jobs)))) as pool:
-            futures = [pool.submit(self.run_one, job) for job in jobs]
-            try:
-                while not all(f.done() for f in futures):
-                    if on_tick:
-                        on_tick()
-                    time.sleep(0.25)
-            except KeyboardInterrupt:
-                self.stop()
-                raise
-            if on_tick:
-                on_tick()
-            return [f.result() for f in futures]
+        """Every job, at most self.jobs at once, each in a forked worker; on_tick() a few times a
+        second. Single-threaded on purpose: a fork copies only the thread that calls it."""
+        preload()
+        pending, running, results = list(jobs), {}, {}
+        try:
+            while (pending and not self.stopping) or running:
+                while pending and len(running) < self.jobs and not self.stopping:
+                    child = Forked(self, pending.pop(0))
+                    with self.lock:
+                        self.procs[child.job.stem] = running[child.job.stem] = child
+                for stem, child in list(running.items()):
+                    code = child.poll()
+                    if code is not None:
+                        with self.lock:
+                            del running[stem], self.procs[stem]
+                        results[stem] = self.collect(child.job, code, child.start)
+                if on_tick:
+                    on_tick()
+                if running:
+                    time.sleep(0.1)
+        except KeyboardInterrupt:
+            self.stop()
+            raise
+        return [results.get(job.stem) or SceneResult(job, False, "stopped") for job in jobs]
 
     def stop(self) -> None:
         with self.lock:
@@ -162,6 +196,86 @@ class Workers:
                 proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def preload() -> None:
+    """Import here, once, what every worker needs, so that forked workers start with it."""
+    import manim  # noqa: F401
+    import scenes.parts.base  # noqa: F401  (torch, the facts and the parts library)
+
+
+class Forked:
+    """A worker forked from this process, with the part of subprocess.Popen's interface that
+    Workers uses (poll, wait, terminate, kill)."""
+
+    def __init__(self, workers: Workers, job: SceneJob):
+        self.job, self.start, self.code = job, time.monotonic(), None
+        env, threads, log = workers.worker_env(job), workers.threads(), workers.work / f"{job.stem}.log"
+        args = manim_command(job, workers.work / job.stem)[3:]  # what follows `python -m manim`
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()  # or the child would write the parent's buffered text again
+        self.pid = os.fork()
+        if self.pid == 0:
+            run_forked(args, env, threads, log)
+
+    def poll(self) -> int | None:
+        if self.code is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.code = os.waitstatus_to_exitcode(status)
+        return self.code
+
+    def wait(self, timeout: float) -> int:
+        deadline = time.monotonic() + timeout
+        while self.poll() is None:
+            if time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(str(self.pid), timeout)
+            time.sleep(0.05)
+        return self.code
+
+    def terminate(self) -> None:
+        self.signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.signal(signal.SIGKILL)
+
+    def signal(self, sig: int) -> None:
+        if self.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, sig)
+
+
+def run_forked(args: list[str], env: dict[str, str], threads: int, log: Path):
+    """In the forked child: become a manim worker, run the command line, and leave with its exit
+    code through os._exit (the parent's cleanup handlers, finally blocks and buffers are not ours)."""
+    code = 1
+    try:
+        die_with_parent()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the CLI turns SIGTERM into KeyboardInterrupt
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+        os.dup2(out, 1)
+        os.dup2(out, 2)
+        sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__  # not a progress display's proxies
+        os.chdir(ROOT)
+        os.environ.update(env)
+        import torch
+
+        torch.set_num_threads(threads)
+        from manim.__main__ import main
+
+        main.main(args=args, prog_name="manim")
+        code = 0
+    except SystemExit as e:  # click ends with sys.exit(code)
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except BaseException:  # noqa: BLE001  (what python -m manim would print before exiting 1)
+        traceback.print_exc()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(code)
 
 
 def die_with_parent() -> None:

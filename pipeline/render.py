@@ -205,7 +205,7 @@ class Display:
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
             self.progress = Progress(TextColumn("{task.description:<18}"), BarColumn(), TextColumn("{task.fields[state]}"),
-                                     TimeElapsedColumn(), transient=False)
+                                     TimeElapsedColumn(), transient=False, auto_refresh=False)  # no thread: workers are forked from this process
             self.tasks = {job.stem: self.progress.add_task(job.stem, total=None, state="waiting") for job in jobs}
 
     def __enter__(self):
@@ -231,6 +231,7 @@ class Display:
             finished = not running and p.get("finished")
             state = f"beat {p.get('beat', 0)}/{beats}  {frames} frames" + ("  done" if finished else "")
             self.progress.update(self.tasks[job.stem], total=beats, completed=beats if finished else max(p.get("beat", 1) - 1, 0), state=state)
+        self.progress.refresh()
 
 
 def plan_scenes(items: list[tuple[str, object, RenderSettings]]) -> tuple[list[SceneJob], dict]:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import math
 import os
 import re
+import shutil
+import tempfile
 from decimal import ROUND_HALF_EVEN, Decimal
 from contextlib import contextmanager
 from functools import lru_cache
@@ -154,6 +157,15 @@ def build(scene: str, fresh: bool = False, **env):
     return built
 
 
+@lru_cache(maxsize=1)
+def media_dir() -> str:
+    """This process's own manim media folder (Text's SVG files), removed at exit. Not shared
+    between runs: an SVG left empty by a killed process would be read again by every later build."""
+    folder = tempfile.mkdtemp(prefix="mt-test-media-")
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
+
+
 def _build(scene: str, **env):
     from manim import tempconfig
 
@@ -165,7 +177,7 @@ def _build(scene: str, **env):
     os.environ.update({k: str(v) for k, v in env.items()})
     try:
         with tempconfig({"dry_run": True, "quality": "low_quality", "disable_caching": True,
-                         "media_dir": f"/tmp/mt-test-media-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"}), \
+                         "media_dir": media_dir()}), \
                 no_pictures():
             Scene = getattr(importlib.import_module(f"scenes.{module}"), cls)
             s = Scene(skip_animations=True)

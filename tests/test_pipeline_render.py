@@ -209,7 +209,7 @@ def test_workers_die_with_a_killed_cli(tmp_path):
     deadline = time.monotonic() + 120
     while not children and time.monotonic() < deadline:  # wait for the worker to start
         time.sleep(0.5)
-        children = [int(c) for task in Path(f"/proc/{proc.pid}/task").glob("*")  # workers start from pool threads
+        children = [int(c) for task in Path(f"/proc/{proc.pid}/task").glob("*")  # any of its threads
                     for c in (task / "children").read_text().split()] if Path(f"/proc/{proc.pid}").exists() else []
     assert children, "no worker started"
     os.kill(proc.pid, signal.SIGKILL)
