@@ -52,7 +52,8 @@ def label(text: str, theme: Theme, size: float = LABEL, color=None, mono: bool =
     """Plain Pango text (never markup: prompt text is safe as it is).
 
     A label made before in this process (same text, font, size, colour) is copied from
-    manim's SVG cache instead of being parsed again."""
+    manim's SVG cache; one made by an earlier process is read from the project cache
+    (scenes/parts/glyphs.py). Either way its SVG is not parsed again."""
     mob = Text(drawable(text), font=MONO if mono else FONT, font_size=size, color=color or theme.text,
                weight="BOLD" if bold else "NORMAL", use_svg_cache=True)
     if shown is not None:
