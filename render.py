@@ -99,7 +99,12 @@ def add_render_options(p: argparse.ArgumentParser, lecture: bool = False) -> Non
     p.add_argument("--quality", default=d("low"), choices=list(QUALITY), help="low=480p15, medium=720p30, high=1080p60, 4k=2160p60")
     p.add_argument("--fps", type=positive_int, default=None, help="frames per second (default: the quality's)")
     p.add_argument("--format", default=d("mp4"), choices=list(FORMATS),
-                   help="mp4, webm, gif, mov (transparent background, for compositing) or png (one still per beat, for slides)")
+                   help="mp4, webm, gif, mov (transparent background, for compositing) or png (one still per beat, "
+                        "no animation drawn: for slides and previews)")
+    p.add_argument("--gif-fps", type=float, default=None,
+                   help="with --format gif: frames a second kept in the GIF (fewer: a smaller file; default: the video's)")
+    p.add_argument("--preview", action="store_true",
+                   help="quick look: one still per beat, silent, no animation drawn (= --format png --voice none)")
     p.add_argument("--sections", action="store_true", help="also write one clip per section (beat), in SCENE.sections/")
     p.add_argument("--out", type=out_folder, default=None, help="output folder (default: media/<model>/<prompt>/)")
     p.add_argument("--jobs", type=positive_int, default=None, help="scenes rendered at once, one process each (default: cores)")
@@ -290,15 +295,23 @@ def cmd_models(args) -> int:
     return 0
 
 
+def preview(args) -> None:
+    """--preview: stills only (png draws no animation), and no voice to synthesize for them."""
+    if args.preview:
+        args.format, args.voice = "png", "none"
+
+
 def cmd_render(args) -> int:
     from pipeline.render import RenderSettings, render_scenes, resolve_scene_names, scene_params
 
+    preview(args)
     names = resolve_scene_names(args.scenes)
     params = scene_params(prompt=args.prompt, model=args.model, device=args.device, layer=args.layer,
                           head=args.head, theme=args.theme, seed=args.seed, analogy=args.analogy,
                           voice=args.voice, speed=args.speed, burn_captions=args.burn_captions, query=args.query,
                           key=args.key)
-    settings = RenderSettings(quality=args.quality, fps=args.fps, format=args.format, sections=args.sections)
+    settings = RenderSettings(quality=args.quality, fps=args.fps, format=args.format, sections=args.sections,
+                              gif_fps=args.gif_fps)
     whole_lecture = "all" in args.scenes
     return render_scenes([(name, params, settings) for name in names], out=args.out, jobs=args.jobs, quiet=args.quiet,
                          page_title="manim-transformer lecture" if whole_lecture else None)
@@ -307,6 +320,7 @@ def cmd_render(args) -> int:
 def cmd_lecture(args) -> int:
     from pipeline.render import lecture_jobs, render_scenes
 
+    preview(args)
     lecture, items, out = lecture_jobs(args)
     return render_scenes(items, out=out, jobs=args.jobs or lecture.jobs, quiet=args.quiet, page_title=lecture.title,
                          plan_only=args.plan, page_notes=[{"title": e.title, "notes": e.notes} for e in lecture.scenes])

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 TIME = r"(\d+):(\d\d):(\d\d)[,.](\d\d\d)"
 CUE_TIMES = re.compile(TIME + r"\s*-->\s*" + TIME)

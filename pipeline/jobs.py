@@ -46,6 +46,7 @@ class SceneJob:
     format: str = "mp4"
     sections: bool = False
     stem: str = ""  # output file names: the scene name, or name-2, name-3 for repeats in a lecture
+    gif_fps: float | None = None  # gif: frames a second kept in the GIF (None: the video's)
 
     def __post_init__(self):
         self.stem = self.stem or self.name
@@ -66,8 +67,10 @@ class SceneResult:
 
 
 def video_format(fmt: str) -> str:
-    """What manim writes: png output is made from stills, so the video itself is an mp4 we drop."""
-    return "mp4" if fmt == "png" else fmt
+    """What manim writes. For png, manim skips every animation (no frame drawn between beats) and
+    saves the last frame; the scene saves each beat's end (scenes/parts/base.py save_still). For
+    gif, an mp4 that pipeline/gif.py turns into the GIF when the clip is published."""
+    return "mp4" if fmt == "gif" else fmt
 
 
 def manim_command(job: SceneJob, media: Path) -> list[str]:
@@ -84,7 +87,10 @@ def manim_command(job: SceneJob, media: Path) -> list[str]:
 
 
 def find_output(media: Path, job: SceneJob) -> Path | None:
-    """manim's output path depends on quality and fps: look for it rather than predict it."""
+    """manim's output path depends on quality and fps: look for it rather than predict it.
+    For png, the output is the beats' stills: there is no video (None)."""
+    if job.format == "png":
+        return None
     ext = {"mp4": ".mp4", "webm": ".webm", "gif": ".gif", "mov": ".mov"}[video_format(job.format)]
     found = [p for p in (media / "videos" / job.module).glob(f"*/{job.cls}*{ext}") if "partial" not in p.parts]
     return max(found, key=lambda p: p.stat().st_mtime) if found else None
@@ -144,15 +150,16 @@ class Workers:
         narration, log = self.work / f"{job.stem}.narration.json", self.work / f"{job.stem}.log"
         result = SceneResult(job, False, wall=time.monotonic() - start, log=log)
         video = find_output(media, job)
-        if code != 0 or video is None:
+        result.stills = sorted(stills.glob("*.png"))
+        if code != 0 or (video is None and not (job.format == "png" and result.stills)):
             result.error = failure_reason(log, code)
             return result
         result.ok, result.video = True, video
-        srt = video.with_suffix(".srt")
-        result.srt = srt if srt.is_file() else None
-        result.stills = sorted(stills.glob("*.png"))
-        sections = video.parent / "sections" / f"{job.cls}.json"
-        result.sections_json = sections if sections.is_file() else None
+        if video is not None:
+            srt = video.with_suffix(".srt")
+            result.srt = srt if srt.is_file() else None
+            sections = video.parent / "sections" / f"{job.cls}.json"
+            result.sections_json = sections if sections.is_file() else None
         try:
             result.narration = json.loads(narration.read_text(encoding="utf-8"))
         except (OSError, ValueError):

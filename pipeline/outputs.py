@@ -29,6 +29,7 @@ from model.cache import atomic_path, atomic_write_text
 
 from . import captions
 from .audio import sound_sections
+from .gif import to_gif
 from .jobs import SceneResult
 
 
@@ -87,19 +88,26 @@ def chapters_from_progress(progress: dict, total: float) -> list[dict]:
 def publish(result: SceneResult, out: Path, sidecar: dict, progress: dict) -> dict:
     """Write one scene's outputs; returns what the summary and the lecture page need."""
     job, name = result.job, result.job.stem
-    cues = captions.parse_srt(result.srt.read_text(encoding="utf-8")) if result.srt else []
+    if result.srt:
+        cues = captions.parse_srt(result.srt.read_text(encoding="utf-8"))
+    else:  # png: no video, so no subtitle track from manim; the cues the scene reported, timed the same
+        cues = [captions.Cue(c["start"], c["end"], c["text"]) for c in (result.narration or {}).get("cues", [])]
     total = float(progress.get("time", cues[-1].end if cues else 0.0))
     chapters = chapters_from_progress(progress, total)
     written = []
 
     if job.format == "png":
         folder = out / name
-        staging = result.video.parent / "png-out"
+        staging = result.stills[0].parent.parent / "png-out"  # in the worker's own folder
         staging.mkdir(exist_ok=True)
         for still in result.stills:
             shutil.copyfile(still, staging / still.name)
         swap_folder(staging, folder)
         main_file = folder
+    elif job.format == "gif":
+        main_file = out / f"{name}.gif"
+        with atomic_path(main_file) as tmp:
+            to_gif(result.video, tmp, job.gif_fps)
     else:
         main_file = out / f"{name}.{job.format}"
         copy_atomic(result.video, main_file)
@@ -117,7 +125,7 @@ def publish(result: SceneResult, out: Path, sidecar: dict, progress: dict) -> di
         written.append(poster)
     if job.sections and result.sections_json:
         staging = result.sections_json.parent
-        finish_sections(result.video, result.sections_json, cues)
+        finish_sections(result.video, result.sections_json, cues, job.gif_fps if job.format == "gif" else False)
         swap_folder(staging, out / f"{name}.sections")
         written.append(out / f"{name}.sections")
     said = result.narration or {}
@@ -128,11 +136,12 @@ def publish(result: SceneResult, out: Path, sidecar: dict, progress: dict) -> di
         tmp.write_text(json.dumps(sidecar, indent=1, ensure_ascii=False), encoding="utf-8")
     written.append(out / f"{name}.json")
     return {"name": name, "file": main_file, "duration": total, "files": written, "poster": poster,
-            "captions_vtt": captions_vtt, "chapters_vtt": chapters_vtt, "chapters": chapters}
+            "captions_vtt": captions_vtt, "chapters_vtt": chapters_vtt, "chapters": chapters, "cues": cues}
 
 
-def finish_sections(video: Path, index: Path, cues: list[captions.Cue]) -> None:
-    """Each section clip gets its slice of the scene's sound and its own captions (S_NNNN_beat.srt/.vtt)."""
+def finish_sections(video: Path, index: Path, cues: list[captions.Cue], gif_fps: float | None | bool = False) -> None:
+    """Each section clip gets its slice of the scene's sound and its own captions (S_NNNN_beat.srt/.vtt);
+    for gif (gif_fps not False), each clip becomes a GIF (the index names it)."""
     sections = json.loads(index.read_text(encoding="utf-8"))
     start, clips = 0.0, []
     for section in sections:
@@ -144,8 +153,14 @@ def finish_sections(video: Path, index: Path, cues: list[captions.Cue]) -> None:
         atomic_write_text(clip.with_suffix(".srt"), captions.to_srt(mine))
         atomic_write_text(clip.with_suffix(".vtt"), captions.to_vtt(mine))
         start += length
-    if video.suffix != ".gif":
-        sound_sections(video, clips)
+    if gif_fps is not False:
+        for section, (clip, _, _) in zip(sections, clips):
+            to_gif(clip, clip.with_suffix(".gif"), gif_fps)
+            clip.unlink()
+            section["video"] = clip.with_suffix(".gif").name
+        atomic_write_text(index, json.dumps(sections, indent=1))
+        return
+    sound_sections(video, clips)
 
 
 def size_of(path: Path) -> int:

@@ -22,6 +22,10 @@ h1 { font-size: 1.6rem; margin-bottom: .2rem; }
 section { margin: 2.2rem 0; }
 h2 { font-size: 1.25rem; margin-bottom: .4rem; }
 video { width: 100%; background: #000; border-radius: 6px; }
+.stills figure { margin: 0 0 1.2rem; }
+img.gif { width: 100%; border-radius: 6px; }
+.stills img { width: 100%; border-radius: 6px; display: block; }
+.stills figcaption { font-size: .9rem; margin-top: .35rem; }
 ol.chapters { columns: 2; padding-left: 1.4rem; }
 ol.chapters a { color: #8ab4f8; cursor: pointer; text-decoration: none; }
 dl.provenance { display: grid; grid-template-columns: max-content 1fr; gap: .15rem .8rem; font-size: .85rem; color: #b8bcc2; }
@@ -76,10 +80,25 @@ def clip_html(index: int, clip: dict) -> str:
     )
     prov = "".join(f"<dt>{e(k)}</dt><dd>{e(v if isinstance(v, str) else json.dumps(v, ensure_ascii=False))}</dd>"
                    for k, v in clip.get("provenance", {}).items())
+    if clip.get("mime") == "image/gif":  # a GIF is an image: it plays by itself, with no tracks
+        player = f'<img class="gif" src="{e(clip["video"])}" alt="{e(clip["name"])}">'
+    else:
+        player = (f'<video id="{vid}" controls preload="metadata"{poster}><source src="{e(clip["video"])}" '
+                  f'type="{e(clip.get("mime", "video/mp4"))}">{tracks}</video>')
+    if not clip.get("video"):  # png: the beats' stills, each with its chapter and what is said over it
+        figures = "".join(f'<figure><img src="{e(s["src"])}" alt="{e(chapter_title(s["beat"]))}" loading="lazy">'
+                          f'<figcaption><b>{e(chapter_title(s["beat"]))}.</b> {e(s["said"])}</figcaption></figure>'
+                          for s in clip.get("stills", []))
+        return f"""<section id="{e(clip['name'])}">
+{heading}
+<p class="sub">{e(clip.get('line', ''))}</p>{notes}
+<div class="stills">{figures}</div>
+<dl class="provenance">{prov}</dl>
+</section>"""
     return f"""<section id="{e(clip['name'])}">
 {heading}
 <p class="sub">{e(clip.get('line', ''))}</p>{notes}
-<video id="{vid}" controls preload="metadata"{poster}><source src="{e(clip['video'])}" type="{e(clip.get('mime', 'video/mp4'))}">{tracks}</video>
+{player}
 <ol class="chapters">{chapters}</ol>
 <dl class="provenance">{prov}</dl>
 </section>"""

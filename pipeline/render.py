@@ -39,6 +39,7 @@ class RenderSettings:
     fps: int | None = None
     format: str = "mp4"
     sections: bool = False
+    gif_fps: float | None = None
 
     def check(self, where: str = "") -> None:
         if self.quality not in QUALITY:
@@ -47,6 +48,8 @@ class RenderSettings:
             raise UserError(f"{where}unknown format {self.format!r} (choose from {', '.join(FORMATS)})")
         if self.fps is not None and not 1 <= self.fps <= 120:
             raise UserError(f"{where}--fps must be between 1 and 120, not {self.fps}")
+        if self.gif_fps is not None and (self.format != "gif" or not 1 <= self.gif_fps <= 50):
+            raise UserError(f"{where}--gif-fps goes with --format gif and must be between 1 and 50, not {self.gif_fps}")
 
 
 def resolve_scene_names(requested: list[str]) -> list[str]:
@@ -188,7 +191,8 @@ def lecture_jobs(args):
                                   o["voice"], o["speed"], o["burn_captions"], o["query"], o["key"])
         except UserError as e:
             raise UserError(where + str(e)) from None
-        settings = RenderSettings(o["quality"], o["fps"], o["format"], args.sections or lecture.sections)
+        settings = RenderSettings(o["quality"], o["fps"], o["format"], args.sections or lecture.sections,
+                                  args.gif_fps if o["format"] == "gif" else None)
         settings.check(where)
         items.append((entry.name, params, settings))
     out = args.out or (Path(lecture.out) if lecture.out else default_out(items[0][1]))
@@ -256,7 +260,7 @@ def plan_scenes(items: list[tuple[str, object, RenderSettings]]) -> tuple[list[S
         seen[name] = seen.get(name, 0) + 1
         stem = name if seen[name] == 1 else f"{name}-{seen[name]}"
         scene_jobs.append(SceneJob(name, entry.module, entry.cls, params.to_env(), settings.quality, settings.fps, settings.format,
-                                   settings.sections, stem))
+                                   settings.sections, stem, settings.gif_fps))
     return scene_jobs, prepared
 
 
@@ -355,7 +359,10 @@ def sidecar(name: str, params, settings: RenderSettings, data) -> dict:
 
 
 def render_info(settings: RenderSettings) -> dict:
-    return {**asdict(settings), "resolution": QUALITY[settings.quality][1], "fps": settings.fps or QUALITY[settings.quality][2]}
+    info = {**asdict(settings), "resolution": QUALITY[settings.quality][1], "fps": settings.fps or QUALITY[settings.quality][2]}
+    if settings.format != "gif":
+        del info["gif_fps"]
+    return info
 
 
 # The code a clip depends on (not the lecture page, the CLI or batches): its hash is the sidecar's
@@ -389,8 +396,13 @@ def page_clip(name: str, params, settings: RenderSettings, data, info: dict) -> 
     video = info["file"].name if settings.format != "png" else None
     mime = {"mp4": "video/mp4", "webm": "video/webm", "mov": "video/quicktime", "gif": "image/gif"}.get(settings.format, "")
     head = f"layer {choice.layer}, head {choice.head}" + (f" (auto: {choice.reason})" if choice.auto else " (chosen by hand)")
+    stills = []
+    if video is None:  # png: each beat's still, under its chapter's name, with what is said over it
+        for still, chapter in zip(sorted(info["file"].glob("*.png")), info["chapters"]):
+            said = " ".join(c.text.replace("\n", " ") for c in info["cues"] if chapter["start"] - 0.01 <= c.start < chapter["end"] - 0.01)
+            stills.append({"src": f"{info['file'].name}/{still.name}", "beat": chapter["name"], "said": said})
     return {
-        "name": info["name"], "line": scene_entry(name).line, "video": video or (info["poster"].name if info["poster"] else ""),
+        "name": info["name"], "line": scene_entry(name).line, "video": video, "stills": stills,
         "mime": mime, "poster": info["poster"].name if info["poster"] else None,
         "captions_vtt": info["captions_vtt"], "chapters_vtt": info["chapters_vtt"], "chapters": info["chapters"],
         "provenance": {"prompt": params.prompt, "model": data.trace.meta["model"]["display_name"],

@@ -158,6 +158,11 @@ def test_every_format_and_sections(tmp_path):
             cues = captions.parse_srt(clip.with_suffix(".srt").read_text(encoding="utf-8"))
             assert cues and cues[0].start < 1.0 and cues[-1].end <= stream_seconds(clip)[0] + 0.05
         assert len(captions.parse_srt((out / f"{stem}.chapters.vtt").read_text())) == 3
+    from test_gif import gif_frames
+
+    delays, _ = gif_frames(out / "tokens-3.gif")  # the GIF plays at the video's speed, to the millisecond
+    assert abs(sum(delays) / 1000 - stream_seconds(out / "tokens.mp4")[0]) <= 0.011  # the mp4 of the same scene
+    assert '<img class="gif" src="tokens-3.gif"' in (out / "index.html").read_text(encoding="utf-8")
 
 
 def test_killed_render_keeps_the_earlier_file(tmp_path, earlier_render):
@@ -258,3 +263,42 @@ def test_narration_that_cannot_be_synthesized_fails_that_scene_only(tmp_path):
     assert not (out / "tokens.mp4").exists() and (out / "cost.mp4").is_file()
     meta = json.loads((out / "cost.json").read_text(encoding="utf-8"))
     assert meta["narration"]["voice"] == "joe" and meta["narration"]["speed"] == 1.37
+
+
+def test_preview_draws_the_beats_stills_only(tmp_path, earlier_render):
+    """--preview: one still per beat and no video, made without drawing the animations; each still
+    is the frame a full render shows at the end of that beat (the earlier render's poster is its
+    second beat's), and the page shows the stills with what is said over each."""
+    from PIL import Image, ImageChops
+
+    earlier, _ = earlier_render
+    out = tmp_path / "out"
+    result = cli("lecture", str(write_preview_lecture(tmp_path)), "--out", str(out), "--preview", "--quiet")
+    assert result.returncode == 0, result.stderr
+    side = json.loads((out / "tokens.json").read_text(encoding="utf-8"))
+    beats = [c["name"] for c in side["chapters"]]
+    stills = sorted((out / "tokens").glob("*.png"))
+    assert [p.name for p in stills] == [f"{i:02d}-{b}.png" for i, b in enumerate(beats, 1)] and len(beats) >= 2
+    assert not list(out.glob("*.mp4")) and side["render"]["format"] == "png" and side["narration"]["voice"] == "none"
+    same = ImageChops.difference(Image.open(stills[1]).convert("RGB"), Image.open(earlier / "tokens.poster.png").convert("RGB"))
+    assert same.getbbox() is None, "the preview's still differs from the full render's frame at the beat's end"
+    cues = captions.parse_srt((out / "tokens.srt").read_text(encoding="utf-8"))
+    assert cues and cues[-1].end <= side["duration_s"] + 0.01  # captions from the scene's own cues, timed as a render's
+    page = (out / "index.html").read_text(encoding="utf-8")
+    assert "<video" not in page
+    for still, beat in zip(stills, beats):
+        assert f'<img src="tokens/{still.name}"' in page
+    first_cue = cues[0].text.replace("\n", " ")
+    assert html_escape(first_cue) in page  # what is said over the first beat, under its still
+
+
+def write_preview_lecture(folder: Path) -> Path:
+    path = folder / "preview.toml"
+    path.write_text('title = "Preview"\n[[scene]]\nname = "tokens"\n', encoding="utf-8")
+    return path
+
+
+def html_escape(text: str) -> str:
+    import html
+
+    return html.escape(text)
