@@ -206,11 +206,14 @@ class Display:
         self.workers, self.jobs = workers, jobs
         self.live = not quiet and sys.stderr.isatty()
         if self.live:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
             self.progress = Progress(TextColumn("{task.description:<18}"), BarColumn(), TextColumn("{task.fields[state]}"),
-                                     TimeElapsedColumn(), transient=False, auto_refresh=False)  # no thread: workers are forked from this process
+                                     TimeElapsedColumn(), TimeRemainingColumn(), transient=False,
+                                     auto_refresh=False)  # no thread: workers are forked from this process
             self.tasks = {job.stem: self.progress.add_task(job.stem, total=None, state="waiting") for job in jobs}
+            # all scenes together: time left estimated from the beats done so far (rich's rate of completion)
+            self.overall = self.progress.add_task("all", total=None, state="") if len(jobs) > 1 else None
 
     def __enter__(self):
         if self.live:
@@ -235,6 +238,14 @@ class Display:
             finished = not running and p.get("finished")
             state = f"beat {p.get('beat', 0)}/{beats}  {frames} frames" + ("  done" if finished else "")
             self.progress.update(self.tasks[job.stem], total=beats, completed=beats if finished else max(p.get("beat", 1) - 1, 0), state=state)
+        if self.overall is not None:
+            tasks = [self.progress.tasks[self.tasks[job.stem]] for job in self.jobs]
+            known = [t for t in tasks if t.total]
+            # scenes not started yet count as the mean of those that have reported their beats
+            mean = sum(t.total for t in known) / len(known) if known else None
+            total = sum(t.total for t in known) + mean * (len(tasks) - len(known)) if known else None
+            done = sum(t.completed for t in known)
+            self.progress.update(self.overall, total=total, completed=done, state=f"{done:.0f}/{total:.0f} beats" if total else "")
         self.progress.refresh()
 
 
