@@ -123,9 +123,10 @@ def publish(result: SceneResult, out: Path, sidecar: dict, progress: dict) -> di
         poster = out / f"{name}.poster.png"
         copy_atomic(result.stills[min(1, len(result.stills) - 1)], poster)  # the second beat: the idea under way
         written.append(poster)
+    section_clips = []
     if job.sections and result.sections_json:
         staging = result.sections_json.parent
-        finish_sections(result.video, result.sections_json, cues, job.gif_fps if job.format == "gif" else False)
+        section_clips = finish_sections(result.video, result.sections_json, cues, job.gif_fps if job.format == "gif" else False)
         swap_folder(staging, out / f"{name}.sections")
         written.append(out / f"{name}.sections")
     said = result.narration or {}
@@ -136,16 +137,22 @@ def publish(result: SceneResult, out: Path, sidecar: dict, progress: dict) -> di
         tmp.write_text(json.dumps(sidecar, indent=1, ensure_ascii=False), encoding="utf-8")
     written.append(out / f"{name}.json")
     return {"name": name, "file": main_file, "duration": total, "files": written, "poster": poster,
-            "captions_vtt": captions_vtt, "chapters_vtt": chapters_vtt, "chapters": chapters, "cues": cues}
+            "captions_vtt": captions_vtt, "chapters_vtt": chapters_vtt, "chapters": chapters, "cues": cues,
+            "sections": [f"{name}.sections/{clip}" for clip in section_clips]}
 
 
-def finish_sections(video: Path, index: Path, cues: list[captions.Cue], gif_fps: float | None | bool = False) -> None:
-    """Each section clip gets its slice of the scene's sound and its own captions (S_NNNN_beat.srt/.vtt);
-    for gif (gif_fps not False), each clip becomes a GIF (the index names it)."""
+def finish_sections(video: Path, index: Path, cues: list[captions.Cue], gif_fps: float | None | bool = False) -> list[str]:
+    """Each section clip is named by its beat like the stills (NN-beat.mp4, manim calls it
+    Scene_NNNN_beat.mp4) and gets its slice of the scene's sound and its own captions
+    (NN-beat.srt/.vtt); for gif (gif_fps not False), each clip becomes a GIF. The index (manim's
+    JSON) is rewritten with the new names. Returns the clips' file names, in order."""
     sections = json.loads(index.read_text(encoding="utf-8"))
     start, clips = 0.0, []
-    for section in sections:
-        clip = index.parent / section["video"]
+    for number, section in enumerate(sections, 1):
+        named = index.parent / f"{number:02d}-{section['name']}{Path(section['video']).suffix}"
+        os.replace(index.parent / section["video"], named)
+        section["video"] = named.name
+        clip = named
         length = float(section["duration"])
         clips.append((clip, start, length))
         mine = [captions.Cue(max(0.0, c.start - start), min(length, c.end - start), c.text)
@@ -158,9 +165,10 @@ def finish_sections(video: Path, index: Path, cues: list[captions.Cue], gif_fps:
             to_gif(clip, clip.with_suffix(".gif"), gif_fps)
             clip.unlink()
             section["video"] = clip.with_suffix(".gif").name
-        atomic_write_text(index, json.dumps(sections, indent=1))
-        return
-    sound_sections(video, clips)
+    else:
+        sound_sections(video, clips)
+    atomic_write_text(index, json.dumps(sections, indent=1))
+    return [section["video"] for section in sections]
 
 
 def size_of(path: Path) -> int:

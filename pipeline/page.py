@@ -27,7 +27,8 @@ img.gif { width: 100%; border-radius: 6px; }
 .stills img { width: 100%; border-radius: 6px; display: block; }
 .stills figcaption { font-size: .9rem; margin-top: .35rem; }
 ol.chapters { columns: 2; padding-left: 1.4rem; }
-ol.chapters a { color: #8ab4f8; cursor: pointer; text-decoration: none; }
+ol.chapters a, .files a { color: #8ab4f8; cursor: pointer; text-decoration: none; }
+.files { font-size: .9rem; margin: .3rem 0; }
 dl.provenance { display: grid; grid-template-columns: max-content 1fr; gap: .15rem .8rem; font-size: .85rem; color: #b8bcc2; }
 dl.provenance dt { color: #9aa0a6; }
 code { font-family: "DejaVu Sans Mono", monospace; }
@@ -36,7 +37,7 @@ code { font-family: "DejaVu Sans Mono", monospace; }
 body.light { background: #fafafa; color: #202124; }
 body.light .sub, body.light dl.provenance dt { color: #5f6368; }
 body.light dl.provenance { color: #3c4043; }
-body.light ol.chapters a { color: #1a73e8; }
+body.light ol.chapters a, body.light .files a { color: #1a73e8; }
 body.light video { background: #fff; }
 body.light .failed { color: #c5221f; }
 """
@@ -74,10 +75,17 @@ def clip_html(index: int, clip: dict) -> str:
     if clip.get("chapters_vtt"):
         tracks += f'<track kind="chapters" label="Chapters" srclang="en" src="{data_url(clip["chapters_vtt"])}">'
     poster = f' poster="{e(clip["poster"])}"' if clip.get("poster") else ""
+    sections = clip.get("sections") or []
     chapters = "".join(
-        f'<li><a href="#" data-video="{vid}" data-seek="{c["start"]:.3f}">{e(chapter_title(c["name"]))}</a></li>'
-        for c in clip.get("chapters", [])
+        f'<li><a href="#" data-video="{vid}" data-seek="{c["start"]:.3f}">{e(chapter_title(c["name"]))}</a>'
+        + (f' · <a href="{e(sections[i])}" download>clip</a>' if i < len(sections) else "") + "</li>"
+        for i, c in enumerate(clip.get("chapters", []))
     )
+    files = ""
+    if clip.get("video"):  # a download link for the clip and its captions
+        stem = clip["name"]
+        files = (f'<p class="files"><a href="{e(clip["video"])}" download>download {e(clip["video"])}</a> · '
+                 f'<a href="{e(stem)}.srt" download>captions (.srt)</a> · <a href="{e(stem)}.vtt" download>(.vtt)</a></p>')
     prov = "".join(f"<dt>{e(k)}</dt><dd>{e(v if isinstance(v, str) else json.dumps(v, ensure_ascii=False))}</dd>"
                    for k, v in clip.get("provenance", {}).items())
     if clip.get("mime") == "image/gif":  # a GIF is an image: it plays by itself, with no tracks
@@ -99,6 +107,7 @@ def clip_html(index: int, clip: dict) -> str:
 {heading}
 <p class="sub">{e(clip.get('line', ''))}</p>{notes}
 {player}
+{files}
 <ol class="chapters">{chapters}</ol>
 <dl class="provenance">{prov}</dl>
 </section>"""

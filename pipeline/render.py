@@ -414,6 +414,7 @@ def page_clip(name: str, params, settings: RenderSettings, data, info: dict) -> 
             stills.append({"src": f"{info['file'].name}/{still.name}", "beat": chapter["name"], "said": said})
     return {
         "name": info["name"], "line": scene_entry(name).line, "video": video, "stills": stills,
+        "sections": info.get("sections", []),
         "mime": mime, "poster": info["poster"].name if info["poster"] else None,
         "captions_vtt": info["captions_vtt"], "chapters_vtt": info["chapters_vtt"], "chapters": info["chapters"],
         "provenance": {"prompt": params.prompt, "model": data.trace.meta["model"]["display_name"],

@@ -158,11 +158,18 @@ def test_every_format_and_sections(tmp_path):
             cues = captions.parse_srt(clip.with_suffix(".srt").read_text(encoding="utf-8"))
             assert cues and cues[0].start < 1.0 and cues[-1].end <= stream_seconds(clip)[0] + 0.05
         assert len(captions.parse_srt((out / f"{stem}.chapters.vtt").read_text())) == 3
+        beats = [c["name"] for c in json.loads((out / f"{stem}.json").read_text())["chapters"]]
+        assert [p.name for p in sections] == [f"{i:02d}-{b}.{fmt}" for i, b in enumerate(beats, 1)]  # named by beat
+    page = (out / "index.html").read_text(encoding="utf-8")
+    for stem, fmt in (("tokens", "mp4"), ("tokens-2", "webm"), ("tokens-3", "gif"), ("tokens-4", "mov")):
+        assert f'href="{stem}.{fmt}" download' in page and f'href="{stem}.srt" download' in page  # a download link per clip
+        for clip in sorted((out / f"{stem}.sections").glob(f"*.{fmt}")):  # and one per section, beside its chapter
+            assert f'href="{stem}.sections/{clip.name}" download' in page
     from test_gif import gif_frames
 
     delays, _ = gif_frames(out / "tokens-3.gif")  # the GIF plays at the video's speed, to the millisecond
     assert abs(sum(delays) / 1000 - stream_seconds(out / "tokens.mp4")[0]) <= 0.011  # the mp4 of the same scene
-    assert '<img class="gif" src="tokens-3.gif"' in (out / "index.html").read_text(encoding="utf-8")
+    assert '<img class="gif" src="tokens-3.gif"' in page
 
 
 def test_killed_render_keeps_the_earlier_file(tmp_path, earlier_render):
