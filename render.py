@@ -156,6 +156,16 @@ def build_parser() -> Parser:
     p.add_argument("--plan", action="store_true", help="check the lecture and list the clips it would render; render nothing")
     p.set_defaults(func=cmd_lecture)
 
+    p = sub.add_parser("slides", help="render scenes (or a lecture) as slides: one per beat, the narration as speaker "
+                       "notes; reveal.js HTML that works offline, or PPTX")
+    p.add_argument("scenes", nargs="*", metavar="SCENE", help="scene names (see `list`), or all; or give --lecture")
+    p.add_argument("--lecture", type=Path, default=None, metavar="FILE", help="the scenes of a lecture file, with its options")
+    p.add_argument("--to", default="html", choices=["html", "pptx"], help="slides.html (reveal.js) or slides.pptx (default: html)")
+    p.add_argument("--prompt", default=None, help="the prompt every scene explains (default: the lecture's, else the usual)")
+    add_model_options(p, default=None)
+    add_render_options(p, lecture=True)
+    p.set_defaults(func=cmd_slides)
+
     p = sub.add_parser("batch", help="render a course file (lectures x prompts x models x themes x qualities x formats), "
                        "here or on a Ray cluster; resumable")
     p.add_argument("file", type=Path, help="course file (TOML), see pipeline/course.py")
@@ -324,6 +334,44 @@ def cmd_lecture(args) -> int:
     lecture, items, out = lecture_jobs(args)
     return render_scenes(items, out=out, jobs=args.jobs or lecture.jobs, quiet=args.quiet, page_title=lecture.title,
                          plan_only=args.plan, page_notes=[{"title": e.title, "notes": e.notes} for e in lecture.scenes])
+
+
+def cmd_slides(args) -> int:
+    """Render with --sections (mp4), then build the deck from the clips in the output folder."""
+    from pipeline.render import (LECTURE_DEFAULTS, RenderSettings, clip_stems, default_out, lecture_jobs, render_scenes,
+                                 resolve_scene_names, scene_params)
+    from model.errors import UserError
+    from pipeline.slides import deck_html, deck_pptx, reveal_missing
+    from scenes.parts.params import DEFAULT_PROMPT
+
+    if (args.format or "mp4") != "mp4" or args.preview:
+        raise UserError("slides play each beat's mp4 clip: leave out --format and --preview")
+    if args.to == "html" and reveal_missing():
+        raise UserError(reveal_missing())
+    if bool(args.lecture) == bool(args.scenes):
+        raise UserError("give scene names or --lecture FILE (one of the two)")
+    args.sections = True
+    if args.lecture:
+        args.file = args.lecture
+        lecture, items, out = lecture_jobs(args)
+        items = [(name, params, RenderSettings(settings.quality, settings.fps, "mp4", True)) for name, params, settings in items]
+        title = lecture.title
+    else:
+        o = {k: (getattr(args, k) if getattr(args, k) is not None else LECTURE_DEFAULTS[k]) for k in LECTURE_DEFAULTS}
+        params = scene_params(prompt=args.prompt or DEFAULT_PROMPT, model=o["model"], device=args.device, layer=o["layer"],
+                              head=o["head"], theme=o["theme"], seed=o["seed"], analogy=o["analogy"], voice=o["voice"],
+                              speed=o["speed"], burn_captions=o["burn_captions"], query=o["query"], key=o["key"])
+        settings = RenderSettings(quality=o["quality"], fps=o["fps"], format="mp4", sections=True)
+        items, out, title = [(name, params, settings) for name in resolve_scene_names(args.scenes)], args.out, "manim-transformer slides"
+    out = Path(out) if out else default_out(items[0][1])
+    code = render_scenes(items, out=out, jobs=args.jobs, quiet=True)
+    stems = [stem for stem in clip_stems([name for name, _, _ in items]) if (out / f"{stem}.json").is_file()]
+    if not stems:
+        return code or 1
+    theme = "light" if all(params.theme == "light" for _, params, _ in items) else "dark"
+    deck = deck_html(out, stems, title, theme) if args.to == "html" else deck_pptx(out, stems, title)
+    print(deck.resolve())
+    return code
 
 
 def cmd_batch(args) -> int:

@@ -265,14 +265,22 @@ def plan_scenes(items: list[tuple[str, object, RenderSettings]]) -> tuple[list[S
     for name, params, _ in items:
         groups.setdefault(json.dumps(params.to_dict(), sort_keys=True), (params, []))[1].append(name)
     prepared = {key: prepare(sorted(set(names)), params) for key, (params, names) in groups.items()}
-    scene_jobs, seen = [], {}
-    for name, params, settings in items:
+    scene_jobs = []
+    for (name, params, settings), stem in zip(items, clip_stems([name for name, _, _ in items])):
         entry = scene_entry(name)
-        seen[name] = seen.get(name, 0) + 1
-        stem = name if seen[name] == 1 else f"{name}-{seen[name]}"
         scene_jobs.append(SceneJob(name, entry.module, entry.cls, params.to_env(), settings.quality, settings.fps, settings.format,
                                    settings.sections, stem, settings.gif_fps))
     return scene_jobs, prepared
+
+
+def clip_stems(names: list[str]) -> list[str]:
+    """Each clip's file stem: the scene's name, then name-2, name-3 ... for repeats (a lecture)."""
+    seen: dict[str, int] = {}
+    stems = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        stems.append(name if seen[name] == 1 else f"{name}-{seen[name]}")
+    return stems
 
 
 def print_plan(scene_jobs: list[SceneJob], out: Path) -> int:

@@ -309,3 +309,71 @@ def html_escape(text: str) -> str:
     import html
 
     return html.escape(text)
+
+
+def test_slides_advance_beat_by_beat_in_chromium(tmp_path):
+    """`slides tokens cost`: the reveal.js deck opens from file:// in headless Chromium (no network:
+    reveal.js is copied beside it), has one slide per beat, each playing its beat's clip with that
+    beat's narration as speaker notes, and the keyboard walks through every beat in order."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    out = tmp_path / "out"
+    result = cli("slides", "tokens", "cost", "--out", str(out), *SILENT)
+    assert result.returncode == 0, result.stderr
+    beats = []
+    for stem in ("tokens", "cost"):
+        side = json.loads((out / f"{stem}.json").read_text(encoding="utf-8"))
+        for chapter in side["chapters"]:
+            said = " ".join(c["text"].replace("\n", " ") for c in side["narration"]["cues"] if c["beat"] == chapter["name"])
+            beats.append((stem, chapter["name"], said))
+    page = (out / "slides.html").read_text(encoding="utf-8")
+    assert "http://" not in page and "https://" not in page  # nothing from a CDN
+    driver = chromium_driver()
+    try:
+        driver.get((out / "slides.html").as_uri())
+        deadline = time.time() + 30
+        while time.time() < deadline and not driver.execute_script("return window.Reveal && Reveal.isReady()"):
+            time.sleep(0.2)
+        assert driver.execute_script("return Reveal.getTotalSlides()") == len(beats)
+        body = driver.find_element(By.TAG_NAME, "body")
+        for index, (stem, beat, said) in enumerate(beats):
+            assert driver.execute_script("return Reveal.getIndices().h") == index
+            slide = driver.execute_script("return Reveal.getCurrentSlide().dataset.beat")
+            src = driver.execute_script("return Reveal.getCurrentSlide().querySelector('video').getAttribute('src')")
+            assert slide == beat and src.startswith(f"{stem}.sections/") and src.endswith(f"-{beat}.mp4") and (out / src).is_file()
+            notes = driver.execute_script("return Reveal.getSlideNotes()")
+            assert said and html_unescape(notes).strip() == said  # this beat's narration, as speaker notes
+            wait_until = time.time() + 15  # the slide's clip loads and plays (autoplay)
+            while time.time() < wait_until and not driver.execute_script(
+                    "const v = Reveal.getCurrentSlide().querySelector('video'); return v.readyState >= 2 && !v.error"):
+                time.sleep(0.2)
+            assert driver.execute_script("const v = Reveal.getCurrentSlide().querySelector('video'); return v.duration > 0")
+            body.send_keys(Keys.ARROW_RIGHT)
+            time.sleep(0.3)
+        errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        assert not errors, errors
+    finally:
+        driver.quit()
+    check_pptx(out, beats)
+
+
+def check_pptx(out: Path, beats: list[tuple[str, str, str]]) -> None:
+    """The same clips as PPTX (what `slides --to pptx` writes after the render): one slide per
+    beat, each with its clip as a video and the beat's narration in the notes."""
+    pptx = pytest.importorskip("pptx")
+    from pipeline.slides import deck_pptx
+
+    deck = pptx.Presentation(str(deck_pptx(out, ["tokens", "cost"], "Test deck")))
+    assert len(deck.slides) == len(beats)
+    for slide, (stem, beat, said) in zip(deck.slides, beats):
+        movies = [s for s in slide.shapes if s.shape_type == pptx.enum.shapes.MSO_SHAPE_TYPE.MEDIA]
+        assert len(movies) == 1 and slide.notes_slide.notes_text_frame.text == said
+        assert any(p.partname.endswith(".mp4") for p in slide.part.package.iter_parts())
+    assert not list(out.glob(".*"))  # no temporary files left
+
+
+def html_unescape(text: str) -> str:
+    import html
+
+    return html.unescape(text)
