@@ -88,7 +88,9 @@ def clip_html(index: int, clip: dict) -> str:
                  f'<a href="{e(stem)}.srt" download>captions (.srt)</a> · <a href="{e(stem)}.vtt" download>(.vtt)</a></p>')
     prov = "".join(f"<dt>{e(k)}</dt><dd>{e(v if isinstance(v, str) else json.dumps(v, ensure_ascii=False))}</dd>"
                    for k, v in clip.get("provenance", {}).items())
-    if clip.get("mime") == "image/gif":  # a GIF is an image: it plays by itself, with no tracks
+    if not clip.get("video"):  # png: no player (the stills below)
+        player = ""
+    elif clip.get("mime") == "image/gif":  # a GIF is an image: it plays by itself, with no tracks
         player = f'<img class="gif" src="{e(clip["video"])}" alt="{e(clip["name"])}">'
     else:
         player = (f'<video id="{vid}" controls preload="metadata"{poster}><source src="{e(clip["video"])}" '
