@@ -355,7 +355,7 @@ def cmd_slides(args) -> int:
         args.file = args.lecture
         lecture, items, out = lecture_jobs(args)
         items = [(name, params, RenderSettings(settings.quality, settings.fps, "mp4", True)) for name, params, settings in items]
-        title = lecture.title
+        title, extras = lecture.title, [{"title": e.title, "notes": e.notes} for e in lecture.scenes]
     else:
         o = {k: (getattr(args, k) if getattr(args, k) is not None else LECTURE_DEFAULTS[k]) for k in LECTURE_DEFAULTS}
         params = scene_params(prompt=args.prompt or DEFAULT_PROMPT, model=o["model"], device=args.device, layer=o["layer"],
@@ -363,13 +363,15 @@ def cmd_slides(args) -> int:
                               speed=o["speed"], burn_captions=o["burn_captions"], query=o["query"], key=o["key"])
         settings = RenderSettings(quality=o["quality"], fps=o["fps"], format="mp4", sections=True)
         items, out, title = [(name, params, settings) for name in resolve_scene_names(args.scenes)], args.out, "manim-transformer slides"
+        extras = [{}] * len(items)
     out = Path(out) if out else default_out(items[0][1])
     code = render_scenes(items, out=out, jobs=args.jobs, quiet=True)
-    stems = [stem for stem in clip_stems([name for name, _, _ in items]) if (out / f"{stem}.json").is_file()]
-    if not stems:
+    done = [(stem, extra) for stem, extra in zip(clip_stems([name for name, _, _ in items]), extras) if (out / f"{stem}.json").is_file()]
+    if not done:
         return code or 1
+    stems, extras = [stem for stem, _ in done], [extra for _, extra in done]
     theme = "light" if all(params.theme == "light" for _, params, _ in items) else "dark"
-    deck = deck_html(out, stems, title, theme) if args.to == "html" else deck_pptx(out, stems, title)
+    deck = deck_html(out, stems, title, theme, extras) if args.to == "html" else deck_pptx(out, stems, title, extras)
     print(deck.resolve())
     return code
 

@@ -29,8 +29,10 @@ REVEAL = ROOT / ".cache" / "vendor" / "node_modules" / "reveal.js" / "dist"
 REVEAL_FILES = ("reveal.js", "reveal.css", "theme/black.css", "theme/white.css", "plugin/notes.js")
 
 
-def beats_of(out: Path, stem: str) -> list[dict]:
-    """A rendered clip's beats: [{scene, beat, title, clip (path relative to out), notes}]."""
+def beats_of(out: Path, stem: str, heading: str | None = None, lecturer: str | None = None) -> list[dict]:
+    """A rendered clip's beats: [{scene, beat, title, clip (path relative to out), notes}].
+    heading: a lecture's title for the scene (else its name); lecturer: the lecture's notes for
+    the scene, put before the first beat's narration in the speaker notes."""
     side = json.loads((out / f"{stem}.json").read_text(encoding="utf-8"))
     clips = sorted((out / f"{stem}.sections").glob("*.mp4"))
     if len(clips) != len(side["chapters"]):
@@ -38,8 +40,10 @@ def beats_of(out: Path, stem: str) -> list[dict]:
     beats = []
     for chapter, clip in zip(side["chapters"], clips):
         said = [c["text"].replace("\n", " ") for c in side["narration"]["cues"] if c.get("beat") == chapter["name"]]
-        beats.append({"scene": side["scene"], "beat": chapter["name"], "title": chapter_title(chapter["name"]),
+        beats.append({"scene": heading or side["scene"], "beat": chapter["name"], "title": chapter_title(chapter["name"]),
                       "clip": f"{stem}.sections/{clip.name}", "notes": " ".join(said)})
+    if lecturer and beats:
+        beats[0]["notes"] = f"{lecturer}\n\n{beats[0]['notes']}"
     return beats
 
 
@@ -51,8 +55,9 @@ def reveal_missing() -> str | None:
     return None
 
 
-def deck_html(out: Path, stems: list[str], title: str, theme: str) -> Path:
-    """out/slides.html and out/reveal/ (reveal.js's files): one slide per beat of each clip."""
+def deck_html(out: Path, stems: list[str], title: str, theme: str, lecture: list[dict] | None = None) -> Path:
+    """out/slides.html and out/reveal/ (reveal.js's files): one slide per beat of each clip.
+    lecture: per stem, the lecture file's {"title", "notes"} (or None)."""
     problem = reveal_missing()
     if problem:
         raise UserError(problem)
@@ -66,11 +71,12 @@ def deck_html(out: Path, stems: list[str], title: str, theme: str) -> Path:
     e = html.escape
     slides = []
     for number, stem in enumerate(stems, 1):
-        for beat in beats_of(out, stem):
+        extra = (lecture or [{}] * len(stems))[number - 1] or {}
+        for beat in beats_of(out, stem, extra.get("title"), extra.get("notes")):
             slides.append(f"""<section data-beat="{e(beat['beat'])}">
 <p class="where">{number}. {e(beat['scene'])} · {e(beat['title'])}</p>
 <video data-autoplay src="{e(beat['clip'])}" preload="auto"></video>
-<aside class="notes">{e(beat['notes'])}</aside>
+<aside class="notes">{e(beat['notes']).replace(chr(10) + chr(10), '<br><br>')}</aside>
 </section>""")
     page = f"""<!DOCTYPE html>
 <html lang="en">
@@ -108,7 +114,7 @@ def first_frame(clip: Path, png: Path) -> None:
         next(video.decode(video=0)).to_image().save(png)
 
 
-def deck_pptx(out: Path, stems: list[str], title: str) -> Path:
+def deck_pptx(out: Path, stems: list[str], title: str, lecture: list[dict] | None = None) -> Path:
     """out/slides.pptx: one slide per beat, its clip as a video (16:9), the narration in the notes."""
     try:
         from pptx import Presentation
@@ -122,7 +128,8 @@ def deck_pptx(out: Path, stems: list[str], title: str) -> Path:
     posters.mkdir(exist_ok=True)
     try:
         for number, stem in enumerate(stems, 1):
-            for i, beat in enumerate(beats_of(out, stem)):
+            extra = (lecture or [{}] * len(stems))[number - 1] or {}
+            for i, beat in enumerate(beats_of(out, stem, extra.get("title"), extra.get("notes"))):
                 slide = deck.slides.add_slide(blank)
                 box = slide.shapes.add_textbox(Emu(300000), Emu(80000), Emu(11500000), Emu(400000))
                 box.text_frame.text = f"{number}. {beat['scene']} · {beat['title']}"

@@ -362,6 +362,13 @@ def test_slides_advance_beat_by_beat_in_chromium(tmp_path):
     finally:
         driver.quit()
     check_pptx(out, beats)
+    # a lecture's own title for a scene heads its slides; its notes open the first beat's speaker notes
+    from pipeline.slides import deck_html
+
+    deck = deck_html(out, ["tokens", "cost"], "Deck", "dark", [{"title": "Pieces <of> words", "notes": "Ask: why?"}, {}])
+    text = deck.read_text(encoding="utf-8")
+    assert text.count('<p class="where">1. Pieces &lt;of&gt; words · ') == len([b for b in beats if b[0] == "tokens"])
+    assert f'<aside class="notes">Ask: why?<br><br>{html_escape(beats[0][2])}</aside>' in text
 
 
 def check_pptx(out: Path, beats: list[tuple[str, str, str]]) -> None:
