@@ -371,7 +371,7 @@ def cmd_slides(args) -> int:
         return code or 1
     stems, extras = [stem for stem, _ in done], [extra for _, extra in done]
     theme = "light" if all(params.theme == "light" for _, params, _ in items) else "dark"
-    deck = deck_html(out, stems, title, theme, extras) if args.to == "html" else deck_pptx(out, stems, title, extras)
+    deck = deck_html(out, stems, title, theme, extras) if args.to == "html" else deck_pptx(out, stems, title, extras, theme)
     print(deck.resolve())
     return code
 

@@ -6,7 +6,7 @@ always made of the same clips as the page.
 - HTML: a reveal.js deck that opens from file:// with no network. reveal.js is an npm package
   that `make setup` installs into .cache/vendor (never a CDN); its files are copied next to
   the deck. Keys: arrows or space to advance, S for the speaker view with the notes.
-- PPTX: python-pptx, one video per slide (poster: the beat's first frame), notes per slide.
+- PPTX: python-pptx, one video per slide (poster: the frame the beat ends on), notes per slide.
   (manim-slides was not used: it needs its own Slide scene class and a matching manim; our
   beats are already sections, so the deck is built from their clips.)
 """
@@ -107,17 +107,24 @@ Reveal.initialize({{ width: 1280, height: 800, hash: true, autoPlayMedia: true, 
     return out / "slides.html"
 
 
-def first_frame(clip: Path, png: Path) -> None:
+def last_frame(clip: Path, png: Path) -> None:
+    """The frame a beat ends on: what the slide shows before it plays (a beat often opens on a
+    near-empty screen that fills in)."""
     import av
 
     with av.open(str(clip)) as video:
-        next(video.decode(video=0)).to_image().save(png)
+        frame = None
+        for frame in video.decode(video=0):
+            pass
+        frame.to_image().save(png)
 
 
-def deck_pptx(out: Path, stems: list[str], title: str, lecture: list[dict] | None = None) -> Path:
-    """out/slides.pptx: one slide per beat, its clip as a video (16:9), the narration in the notes."""
+def deck_pptx(out: Path, stems: list[str], title: str, lecture: list[dict] | None = None, theme: str = "dark") -> Path:
+    """out/slides.pptx: one slide per beat, its clip as a video (16:9) on the clips' background,
+    the narration in the notes."""
     try:
         from pptx import Presentation
+        from pptx.dml.color import RGBColor
         from pptx.util import Emu, Pt
     except ImportError:
         raise UserError("python-pptx is not installed (pip install -e '.[slides]'; make setup does)") from None
@@ -131,11 +138,15 @@ def deck_pptx(out: Path, stems: list[str], title: str, lecture: list[dict] | Non
             extra = (lecture or [{}] * len(stems))[number - 1] or {}
             for i, beat in enumerate(beats_of(out, stem, extra.get("title"), extra.get("notes"))):
                 slide = deck.slides.add_slide(blank)
+                slide.background.fill.solid()
+                slide.background.fill.fore_color.rgb = RGBColor.from_string(THEMES[theme].background.lstrip("#").upper())
                 box = slide.shapes.add_textbox(Emu(300000), Emu(80000), Emu(11500000), Emu(400000))
                 box.text_frame.text = f"{number}. {beat['scene']} · {beat['title']}"
-                box.text_frame.paragraphs[0].runs[0].font.size = Pt(16)
+                run = box.text_frame.paragraphs[0].runs[0]
+                run.font.size = Pt(16)
+                run.font.color.rgb = RGBColor.from_string(THEMES[theme].dim.lstrip("#").upper())
                 poster = posters / f"{stem}-{i}.png"
-                first_frame(out / beat["clip"], poster)
+                last_frame(out / beat["clip"], poster)
                 height = deck.slide_height - Emu(600000)
                 width = Emu(int(height * 16 / 9))
                 slide.shapes.add_movie(str(out / beat["clip"]), (deck.slide_width - width) // 2, Emu(550000), width, height,

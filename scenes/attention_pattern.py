@@ -16,7 +16,7 @@ from manim import DL, DOWN, LEFT, RIGHT, UL, UP, Create, FadeIn, FadeOut, VGroup
 from facts import attention as af
 from scenes.parts import narration
 from scenes.parts.attention_parts import AttentionScene, NumberGrid
-from scenes.parts.components import count, fit_width, label, number, token_label
+from scenes.parts.components import count, fit_width, label, number, percent, token_label
 from scenes.parts.theme import LABEL, SMALL
 
 LIMIT = 8  # token positions shown in the grid; longer prompts are windowed
@@ -34,10 +34,10 @@ class AttentionPattern(AttentionScene):
     title_text = "Which tokens look at which"
     beats = ("beat_dot_products", "beat_scale_and_softmax", "beat_story_cells")
 
-    def grid(self, values, source: str, index, decimals: int) -> NumberGrid:
+    def grid(self, values, source: str, index, decimals: int, weights: bool = False) -> NumberGrid:
         trace = self.trace
         grid = NumberGrid(values, self.positions, trace.pieces, self.theme, source, index, decimals=decimals,
-                          cell_w=CELL_W, cell_h=CELL_H, size=SIZE)
+                          cell_w=CELL_W, cell_h=CELL_H, size=SIZE, unsigned_values=weights)
         if self.placed is None:
             self.place_grid(grid)
             self.placed = (grid.frame.width, grid.frame.get_center())
@@ -120,7 +120,7 @@ class AttentionPattern(AttentionScene):
         self.play(FadeOut(self.step), FadeIn(step), *old.retarget(scaled), run_time=1.5)
         self.step = step
         weights = self.grid(trace[self.hook("hook_pattern")][H].numpy(), self.hook("hook_pattern"),
-                            lambda a, b: (H, a, b), decimals=2)
+                            lambda a, b: (H, a, b), decimals=2, weights=True)
         step2 = label("softmax down each column", theme, LABEL)
         fit_width(step2, config.frame_width / 2 - 0.3 - self.side_x)
         step2.move_to(self.step, aligned_edge=DL)
@@ -144,8 +144,8 @@ class AttentionPattern(AttentionScene):
             lines.add(VGroup(token_label(trace.pieces[q], theme, SMALL, color=theme.token_color(q), index=(q,)),
                              label("←", theme, SMALL, color=theme.dim),
                              token_label(trace.pieces[k], theme, SMALL, color=theme.token_color(k), index=(k,)),
-                             number(float(pattern[q, k]), theme, self.hook("hook_pattern"), (H, q, k), scale=1,
-                                    size=SMALL)).arrange(RIGHT, buff=0.12))
+                             percent(float(pattern[q, k]), theme, self.hook("hook_pattern"), (H, q, k),
+                                     size=SMALL)).arrange(RIGHT, buff=0.12))
         lines.arrange(DOWN, aligned_edge=LEFT, buff=0.15)
         fit_width(lines, config.frame_width / 2 - 0.3 - self.side_x)
         lines.next_to(self.step, UP, buff=0.35).align_to(self.step, LEFT)

@@ -14,7 +14,7 @@ from manim import (DOWN, LEFT, RIGHT, UP, Create, FadeIn, LaggedStart, MathTypst
 
 from scenes.parts import narration
 from scenes.parts.base import TransformerScene
-from scenes.parts.components import fit_height, fit_width, label, token_label
+from scenes.parts.components import fit_height, fit_width, label, token_label, unsigned
 from scenes.parts.plots import Plot, box_of, line_points, nice_ticks, place_clear
 from scenes.parts.provenance import Shown
 from scenes.parts.theme import LABEL, SMALL, fmt_percent
@@ -24,9 +24,7 @@ LABELLED = 3  # points named on the curve: the dearest, the cheapest, the last
 
 
 def cost_text(value: float, theme, source: str, index: tuple = (), size: float = SMALL, color=None):
-    text = f"{value:.2f}"
-    return label(text, theme, size, color=color or theme.text, mono=True,
-                 shown=Shown(text, float(value), source, tuple(index), kind="decimals"))
+    return unsigned(value, theme, source, index, size, color)
 
 
 class Cost(TransformerScene):

@@ -76,9 +76,10 @@ class Masking(AttentionScene):
         self.say("So a token may only look at itself and at earlier tokens.")
         self.play(FadeIn(rule), run_time=0.8)
 
-    def grid(self, values, source, index, masked_decimals=None):
+    def grid(self, values, source, index, masked_decimals=None, weights: bool = False):
         grid = NumberGrid(values, self.positions, self.trace.pieces, self.theme, source, index, masked="number",
-                          decimals=2, decimals_masked=masked_decimals, cell_w=CELL_W, cell_h=CELL_H, size=SIZE)
+                          decimals=2, decimals_masked=masked_decimals, cell_w=CELL_W, cell_h=CELL_H, size=SIZE,
+                          unsigned_values=weights)
         self.place_grid(grid)
         return grid
 
@@ -103,7 +104,7 @@ class Masking(AttentionScene):
                      "is outlined. Before softmax, those cells are set to minus infinity.")
         self.play(FadeIn(scores), FadeIn(notes), run_time=1.5)
         weights = self.grid(trace[self.hook("hook_pattern")][H].numpy(), self.hook("hook_pattern"),
-                            lambda a, b: (H, a, b), masked_decimals=0)
+                            lambda a, b: (H, a, b), masked_decimals=0, weights=True)
         sums = self.column_sums(weights, SIZE)
         after = label("after softmax: exactly 0", theme, SMALL, color=theme.dim)
         fit_width(after, config.frame_width / 2 - 0.3 - side_x)

@@ -18,7 +18,7 @@ from facts import attention as af
 from facts.attention import TEMPERATURES
 from scenes.parts import narration
 from scenes.parts.attention_parts import AttentionScene, SignedBars, fit_height
-from scenes.parts.components import fit_width, label, number, token_label
+from scenes.parts.components import fit_width, label, percent, token_label
 from scenes.parts.theme import LABEL, SMALL
 
 MAX_BARS = 6  # longer columns show their largest scores; the caption counts the rest
@@ -35,11 +35,12 @@ class Softmax(AttentionScene):
         return sorted(int(k) for k in order)
 
     def bars(self, values: dict[int, float], source: str, index, top: float | None = None, slot: float = 1.25,
-             height: float = 2.0, color=None, size: float = SMALL) -> SignedBars:
+             height: float = 2.0, color=None, size: float = SMALL, kind: str = "number") -> SignedBars:
+        """kind: "percent" for weights (probabilities), else signed numbers (scores, exponentials)."""
         trace = self.trace
         items = [(token_label(trace.pieces[k], self.theme, size, color=self.theme.token_color(k), index=(k,)),
                   values[k], source, index(k)) for k in self.keys_shown]
-        return SignedBars(items, self.theme, height=height, slot=slot, top=top, color=color, size=size)
+        return SignedBars(items, self.theme, height=height, slot=slot, top=top, color=color, size=size, kind=kind)
 
     def beat_exp_and_normalise(self):
         trace, theme = self.trace, self.theme
@@ -83,10 +84,10 @@ class Softmax(AttentionScene):
         self.play(ReplacementTransform(step1.copy(), step2), run_time=1.5)
         total = float(scores.exp().sum())
         weights = self.bars({k: float(pattern[k]) for k in self.keys_shown}, self.hook("hook_pattern"),
-                            lambda k: (H, q, k), top=1.0, color=theme.accent, height=1.2)
+                            lambda k: (H, q, k), top=1.0, color=theme.accent, height=1.2, kind="percent")
         step3 = place(weights, "÷ their total", 2)
         col_sum = VGroup(label(f"sum of all {'weights' if q else 'the weight'}:", theme, LABEL),
-                         number(float(pattern.sum()), theme, "attn.colsum", (L, H, q), scale=1, size=LABEL))
+                         percent(float(pattern.sum()), theme, "attn.colsum", (L, H, q), size=LABEL))
         col_sum.arrange(RIGHT, buff=0.15).next_to(formula, DOWN, buff=0.3).align_to(formula, RIGHT)
         self.say(f"Then divide each one by their total, here {narration.spoken_number(total)}. "
                  "Now the weights are all positive, and they add up to 1.")
@@ -112,7 +113,7 @@ class Softmax(AttentionScene):
         panels = VGroup()
         for T in TEMPERATURES:
             bars = self.bars({k: table[T][k] for k in self.keys_shown}, "attn.softmax_T", lambda k, T=T: (L, H, q, k, T),
-                             top=1.0, slot=1.0, height=1.3, color=theme.accent, size=SMALL * 0.9)
+                             top=1.0, slot=1.0, height=1.3, color=theme.accent, size=SMALL * 0.9, kind="percent")
             name = "T = 0: all on the largest" if T == 0 else f"T = {T:g}"
             title = label(name, theme, LABEL, color=theme.text if T == 1 else theme.dim)
             panels.add(VGroup(title, bars).arrange(DOWN, aligned_edge=LEFT, buff=0.25))

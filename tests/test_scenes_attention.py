@@ -47,12 +47,16 @@ def scene_specific(name, scene):
         assert "after RoPE" in " ".join(scene.captions) or "turned" in " ".join(scene.captions)
     if name == "attention-pattern":
         assert "columns:queries" in texts(scene) and "rows:keys" in texts(scene)  # the axis convention
-        assert [s.text for s in shown_of(scene, "attn.colsum")] and all(s.text == "+1.00" for s in shown_of(scene, "attn.colsum"))
+        weights = shown_of(scene, hook + "hook_pattern")
+        assert weights and not [s for s in weights if s.text.startswith(("+", "-", "\u2212"))]  # weights: no sign
+        assert [s.text for s in shown_of(scene, "attn.colsum")] and all(s.text == "1.00" for s in shown_of(scene, "attn.colsum"))
     if name == "softmax":
         temps = {s.index[-1] for s in shown_of(scene, "attn.softmax_T")}
         assert temps == {0.0, 0.5, 1.0, 2.0}
         zero = [s for s in shown_of(scene, "attn.softmax_T") if s.index[-1] == 0.0]
-        assert sorted(s.text for s in zero)[-1] == "+1.00" and sum(s.text == "+1.00" for s in zero) == 1
+        # probabilities as the style guide writes them: unsigned percentages, all on the largest at T = 0
+        assert sum(s.text == "100.0%" for s in zero) == 1 and all(s.text in ("100.0%", "0.0%") for s in zero)
+        assert shown_of(scene, "attn.colsum") and all(s.text == "100.0%" for s in shown_of(scene, "attn.colsum"))
     if name == "masking":
         pattern = [s for s in shown_of(scene, hook + "hook_pattern") if s.index[2] > s.index[1]]
         assert pattern and all(s.text == " 0" and float(trace[hook + "hook_pattern"][s.index]) == 0.0 for s in pattern)

@@ -27,7 +27,7 @@ from manim import DOWN, LEFT, RIGHT, UP, ImageMobject, ManimColor, Rectangle, Te
 from facts.attention import kv_head, qk_hook
 
 from .base import TransformerScene
-from .components import (TokenStrip, VectorColumn, WeightMatrix, count, fit_width, label, number, token_label,
+from .components import (TokenStrip, VectorColumn, WeightMatrix, count, fit_width, label, number, percent, token_label, unsigned,
                          token_window)
 from .theme import LABEL, SMALL, Theme
 
@@ -45,7 +45,7 @@ class NumberGrid(VGroup):
     def __init__(self, values, positions: Sequence[int | None], pieces: Sequence[str], theme: Theme, source: str,
                  index: Callable[[int, int], tuple], masked: str = "outline", decimals: int = 2,
                  scale: float | None = None, cell_w: float = 1.0, cell_h: float = 0.5, size: float = SMALL,
-                 labels: bool = True, decimals_masked: int | None = None):
+                 labels: bool = True, decimals_masked: int | None = None, unsigned_values: bool = False):
         super().__init__()
         values = np.asarray(values, dtype=np.float64)
         finite = values[np.isfinite(values)]
@@ -80,7 +80,10 @@ class NumberGrid(VGroup):
                     if masked == "outline":
                         continue
                 d = decimals_masked if (future and decimals_masked is not None) else decimals
-                mob = number(v, theme, source, index(q, k), scale=scale, decimals=d, size=size)
+                if unsigned_values and not future and math.isfinite(v) and v >= 0:  # weights: no sign (never negative)
+                    mob = unsigned(v, theme, source, index(q, k), size=size, decimals=d)
+                else:
+                    mob = number(v, theme, source, index(q, k), scale=scale, decimals=d, size=size)
                 mob.move_to(center)
                 mob.set_color(theme.text if math.isfinite(v) else theme.dim)
                 frac = min(1.0, abs(v) / scale) if math.isfinite(v) else 0.0
@@ -189,6 +192,8 @@ class SignedBars(VGroup):
             bar.move_to([x, 0, 0], aligned_edge=DOWN if v >= 0 else UP)
             if kind == "int":
                 text = count(int(v), theme, source, size=size, color=theme.text, index=tuple(index))
+            elif kind == "percent":  # probabilities: unsigned percentages
+                text = percent(v, theme, source, tuple(index), size=size)
             else:
                 text = number(v, theme, source, tuple(index), scale=top, decimals=decimals, size=size)
                 text.set_color(theme.text)
@@ -358,9 +363,7 @@ class AttentionScene(TransformerScene):
         pattern = self.trace[self.hook("hook_pattern")][self.head]
         sums = VGroup()
         for p, column in grid.columns.items():
-            s = number(float(pattern[p].sum()), self.theme, "attn.colsum", (self.layer, self.head, p), scale=1,
-                       size=size)
-            s.set_color(self.theme.text)
+            s = unsigned(float(pattern[p].sum()), self.theme, "attn.colsum", (self.layer, self.head, p), size=size)
             sums.add(s.move_to([column.get_x(), grid.frame.get_bottom()[1] - 0.28, 0]))
         name = label("sum", self.theme, size, color=self.theme.dim).next_to(sums, LEFT, buff=0.2)
         keys = grid.key_labels

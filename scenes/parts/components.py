@@ -84,6 +84,23 @@ def number(value: float, theme: Theme, source: str, index: tuple = (), scale: fl
     return mob
 
 
+def percent(p: float, theme: Theme, source: str, index: tuple = (), size: float = SMALL, color=None) -> Text:
+    """A probability (an attention weight, a softmax output) as the style guide writes one: a
+    percentage with one decimal, no sign ("83.0%", "<0.1%")."""
+    text = fmt_percent(float(p))
+    return label(text, theme, size, color=color or theme.text, mono=True,
+                 shown=Shown(text, float(p), source, tuple(index), None, "percent"))
+
+
+def unsigned(value: float, theme: Theme, source: str, index: tuple = (), size: float = SMALL, color=None,
+             decimals: int = 2) -> Text:
+    """A quantity that cannot be negative, where a percentage would not fit or is not meant (a
+    weight in a grid, a cost in nats): fixed decimals, no sign ("0.92", "5.88")."""
+    text = f"{float(value):.{decimals}f}"
+    return label(text, theme, size, color=color or theme.text, mono=True,
+                 shown=Shown(text, float(value), source, tuple(index), kind="decimals", decimals=decimals))
+
+
 def count(value: int, theme: Theme, source: str, size: float = LABEL, color=None, index: tuple = ()) -> Text:
     """A whole number, with thousands separators."""
     text = fmt_int(int(value))
