@@ -73,7 +73,7 @@ class Softmax(AttentionScene):
                  f"{self.piece(q)}, from head {H} of layer {L}.")
         self.play(FadeIn(step1), FadeIn(formula), run_time=1.2)
         exps = {k: math.exp(float(scores[k])) for k in self.keys_shown}
-        up = self.bars(exps, "attn.exp", lambda k: (L, H, q, k), height=1.2)
+        up = self.bars(exps, "attn.exp", lambda k: (L, H, q, k), height=1.2, kind="decimals")
         step2 = place(up, "e^x: all positive", 1)
         if float(scores.min()) < 0:
             self.say("First, raise e to the power of each score. Negative scores become small positive numbers, "

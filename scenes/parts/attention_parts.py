@@ -194,6 +194,8 @@ class SignedBars(VGroup):
                 text = count(int(v), theme, source, size=size, color=theme.text, index=tuple(index))
             elif kind == "percent":  # probabilities: unsigned percentages
                 text = percent(v, theme, source, tuple(index), size=size)
+            elif kind == "decimals":  # never negative (e^x): no sign
+                text = unsigned(v, theme, source, tuple(index), size=size, decimals=decimals)
             else:
                 text = number(v, theme, source, tuple(index), scale=top, decimals=decimals, size=size)
                 text.set_color(theme.text)

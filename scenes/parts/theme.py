@@ -10,7 +10,11 @@ signed numbers, percentages and whole numbers themselves and check every one on 
   (`fmt`: "+0.12", "−1.50", with a real minus sign; a value that shows as zero gets no sign).
   Probabilities, sums of probabilities, lengths (norms), counts and eˣ carry none.
 - Probabilities as percentages with one decimal (`fmt_percent`: "47.5%"; "<0.1%" for what
-  would round to zero), never as 0.xx.
+  would round to zero). One exception: inside an attention grid, where a cell holds five
+  characters, weights are written unsigned with two decimals ("0.92", column sums "1.00"),
+  and the same weight named beside the grid is a percentage ("92.3%").
+- Quantities that cannot be negative but are not probabilities (eˣ, costs in nats): unsigned,
+  fixed decimals (`components.unsigned`: "11.64").
 - Whole numbers with thousands separators (`fmt_int`: "1,536").
 - Shapes as rows × columns of the matrix as drawn ("576 × 64"), never the other order.
 - Attention scores labelled with their scaling ("q·k / √64"), and where a vector changes because
