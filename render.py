@@ -365,7 +365,7 @@ def cmd_slides(args) -> int:
         items, out, title = [(name, params, settings) for name in resolve_scene_names(args.scenes)], args.out, "manim-transformer slides"
         extras = [{}] * len(items)
     out = Path(out) if out else default_out(items[0][1])
-    code = render_scenes(items, out=out, jobs=args.jobs, quiet=True)
+    code = render_scenes(items, out=out, jobs=args.jobs, quiet=True, summary=False)
     done = [(stem, extra) for stem, extra in zip(clip_stems([name for name, _, _ in items]), extras) if (out / f"{stem}.json").is_file()]
     if not done:
         return code or 1

@@ -293,8 +293,9 @@ def print_plan(scene_jobs: list[SceneJob], out: Path) -> int:
 
 def render_scenes(items: list[tuple[str, object, RenderSettings]], out: Path | None, jobs: int | None,
                   quiet: bool = False, page_title: str | None = None, plan_only: bool = False,
-                  page_notes: list[dict] | None = None) -> int:
-    """page_notes: per item, a lecture's {"title", "notes"} for the page (or None)."""
+                  page_notes: list[dict] | None = None, summary: bool = True) -> int:
+    """page_notes: per item, a lecture's {"title", "notes"} for the page (or None). summary=False:
+    errors only (the caller says what it made, e.g. `slides` its deck)."""
     if not items:
         raise UserError("no scenes to render")
     if plan_only:  # nothing is written: --out is not made or checked for writing
@@ -340,7 +341,7 @@ def render_scenes(items: list[tuple[str, object, RenderSettings]], out: Path | N
     finally:
         signal.signal(signal.SIGTERM, previous_term)
         shutil.rmtree(work, ignore_errors=True)
-    print_summary(rows, out, time.monotonic() - started, quiet)
+    print_summary(rows, out, time.monotonic() - started, quiet, summary)
     return 0 if all(r["ok"] for r in rows) else 1
 
 
@@ -431,11 +432,13 @@ def page_clip(name: str, params, settings: RenderSettings, data, info: dict) -> 
     }
 
 
-def print_summary(rows: list[dict], out: Path, wall: float, quiet: bool) -> None:
+def print_summary(rows: list[dict], out: Path, wall: float, quiet: bool, summary: bool = True) -> None:
     failed = [r for r in rows if not r["ok"]]
     for r in failed:
         where = f" (log: {r['log']})" if r.get("log") else ""
         print(f"error: scene {r['scene']} failed: {r['error']}{where}", file=sys.stderr)
+    if not summary:
+        return
     if quiet:  # one line, for scripts: where the clips went
         if len(failed) < len(rows):
             print(out.resolve())

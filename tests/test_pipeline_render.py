@@ -327,6 +327,7 @@ def test_slides_advance_beat_by_beat_in_chromium(tmp_path):
     out = tmp_path / "out"
     result = cli("slides", "tokens", "cost", "--out", str(out), *SILENT)
     assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str((out / "slides.html").resolve())  # one line: where the deck is
     beats = []
     for stem in ("tokens", "cost"):
         side = json.loads((out / f"{stem}.json").read_text(encoding="utf-8"))
