@@ -338,8 +338,8 @@ def cmd_lecture(args) -> int:
 
 def cmd_slides(args) -> int:
     """Render with --sections (mp4), then build the deck from the clips in the output folder."""
-    from pipeline.render import (LECTURE_DEFAULTS, RenderSettings, clip_stems, default_out, lecture_jobs, render_scenes,
-                                 resolve_scene_names, scene_params)
+    from pipeline.render import (LECTURE_DEFAULTS, RenderSettings, clip_stems, clips_theme, default_out, lecture_jobs,
+                                 render_scenes, resolve_scene_names, scene_params)
     from model.errors import UserError
     from pipeline.slides import deck_html, deck_pptx, reveal_missing
     from scenes.parts.params import DEFAULT_PROMPT
@@ -370,7 +370,7 @@ def cmd_slides(args) -> int:
     if not done:
         return code or 1
     stems, extras = [stem for stem, _ in done], [extra for _, extra in done]
-    theme = "light" if all(params.theme == "light" for _, params, _ in items) else "dark"
+    theme = clips_theme(items)
     deck = deck_html(out, stems, title, theme, extras) if args.to == "html" else deck_pptx(out, stems, title, extras, theme)
     print(deck.resolve())
     return code

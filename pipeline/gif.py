@@ -9,7 +9,8 @@ Here, with PyAV's filter graph (FFmpeg's palettegen/paletteuse, as manim does, b
 so that no frame is held in memory):
 - pass 1 builds one palette from the whole clip;
 - pass 2 maps each frame onto it without dithering (the scenes are flat colours and text), and
-  stores only the rectangle that changed since the previous frame;
+  FFmpeg's GIF encoder stores only the rectangle that changed since the previous frame; a
+  picture held on screen is written once, with a longer delay;
 - each frame's time is rounded to 1/100 s on its own (pts in centiseconds), so the delays
   alternate (7, 7, 6 at 15 fps) and the GIF ends exactly when the video does.
 `fps` (--gif-fps) keeps fewer frames for a smaller file; the timing stays exact.
@@ -17,6 +18,7 @@ so that no frame is held in memory):
 
 from __future__ import annotations
 
+import itertools
 from fractions import Fraction
 from pathlib import Path
 
@@ -65,7 +67,7 @@ def palette_of(video: Path, fps: float | None):
     buffer.link_to(gen)
     gen.link_to(sink)
     graph.configure()
-    for frame in (first, *source):
+    for frame in itertools.chain([first], source):  # one at a time: (first, *source) would hold them all
         graph.push(frame)
     graph.push(None)
     return graph.pull()

@@ -126,7 +126,7 @@ def publish(result: SceneResult, out: Path, sidecar: dict, progress: dict) -> di
     section_clips = []
     if job.sections and result.sections_json:
         staging = result.sections_json.parent
-        section_clips = finish_sections(result.video, result.sections_json, cues, job.gif_fps if job.format == "gif" else False)
+        section_clips = finish_sections(result.video, result.sections_json, cues, job.format == "gif", job.gif_fps)
         swap_folder(staging, out / f"{name}.sections")
         written.append(out / f"{name}.sections")
     said = result.narration or {}
@@ -141,18 +141,18 @@ def publish(result: SceneResult, out: Path, sidecar: dict, progress: dict) -> di
             "sections": [f"{name}.sections/{clip}" for clip in section_clips]}
 
 
-def finish_sections(video: Path, index: Path, cues: list[captions.Cue], gif_fps: float | None | bool = False) -> list[str]:
+def finish_sections(video: Path, index: Path, cues: list[captions.Cue], gif: bool = False,
+                    gif_fps: float | None = None) -> list[str]:
     """Each section clip is named by its beat like the stills (NN-beat.mp4, manim calls it
     Scene_NNNN_beat.mp4) and gets its slice of the scene's sound and its own captions
-    (NN-beat.srt/.vtt); for gif (gif_fps not False), each clip becomes a GIF. The index (manim's
+    (NN-beat.srt/.vtt); with `gif`, each clip becomes a GIF (at gif_fps). The index (manim's
     JSON) is rewritten with the new names. Returns the clips' file names, in order."""
     sections = json.loads(index.read_text(encoding="utf-8"))
     start, clips = 0.0, []
     for number, section in enumerate(sections, 1):
-        named = index.parent / f"{number:02d}-{section['name']}{Path(section['video']).suffix}"
-        os.replace(index.parent / section["video"], named)
-        section["video"] = named.name
-        clip = named
+        clip = index.parent / f"{number:02d}-{section['name']}{Path(section['video']).suffix}"
+        os.replace(index.parent / section["video"], clip)
+        section["video"] = clip.name
         length = float(section["duration"])
         clips.append((clip, start, length))
         mine = [captions.Cue(max(0.0, c.start - start), min(length, c.end - start), c.text)
@@ -160,7 +160,7 @@ def finish_sections(video: Path, index: Path, cues: list[captions.Cue], gif_fps:
         atomic_write_text(clip.with_suffix(".srt"), captions.to_srt(mine))
         atomic_write_text(clip.with_suffix(".vtt"), captions.to_vtt(mine))
         start += length
-    if gif_fps is not False:
+    if gif:
         for section, (clip, _, _) in zip(sections, clips):
             to_gif(clip, clip.with_suffix(".gif"), gif_fps)
             clip.unlink()

@@ -81,20 +81,8 @@ def clip_html(index: int, clip: dict) -> str:
         + (f' · <a href="{e(sections[i])}" download>clip</a>' if i < len(sections) else "") + "</li>"
         for i, c in enumerate(clip.get("chapters", []))
     )
-    files = ""
-    if clip.get("video"):  # a download link for the clip and its captions
-        stem = clip["name"]
-        files = (f'<p class="files"><a href="{e(clip["video"])}" download>download {e(clip["video"])}</a> · '
-                 f'<a href="{e(stem)}.srt" download>captions (.srt)</a> · <a href="{e(stem)}.vtt" download>(.vtt)</a></p>')
     prov = "".join(f"<dt>{e(k)}</dt><dd>{e(v if isinstance(v, str) else json.dumps(v, ensure_ascii=False))}</dd>"
                    for k, v in clip.get("provenance", {}).items())
-    if not clip.get("video"):  # png: no player (the stills below)
-        player = ""
-    elif clip.get("mime") == "image/gif":  # a GIF is an image: it plays by itself, with no tracks
-        player = f'<img class="gif" src="{e(clip["video"])}" alt="{e(clip["name"])}">'
-    else:
-        player = (f'<video id="{vid}" controls preload="metadata"{poster}><source src="{e(clip["video"])}" '
-                  f'type="{e(clip.get("mime", "video/mp4"))}">{tracks}</video>')
     if not clip.get("video"):  # png: the beats' stills, each with its chapter and what is said over it
         figures = "".join(f'<figure><img src="{e(s["src"])}" alt="{e(chapter_title(s["beat"]))}" loading="lazy">'
                           f'<figcaption><b>{e(chapter_title(s["beat"]))}.</b> {e(s["said"])}</figcaption></figure>'
@@ -105,6 +93,14 @@ def clip_html(index: int, clip: dict) -> str:
 <div class="stills">{figures}</div>
 <dl class="provenance">{prov}</dl>
 </section>"""
+    stem = clip["name"]  # a download link for the clip and its captions
+    files = (f'<p class="files"><a href="{e(clip["video"])}" download>download {e(clip["video"])}</a> · '
+             f'<a href="{e(stem)}.srt" download>captions (.srt)</a> · <a href="{e(stem)}.vtt" download>(.vtt)</a></p>')
+    if clip.get("mime") == "image/gif":  # a GIF is an image: it plays by itself, with no tracks
+        player = f'<img class="gif" src="{e(clip["video"])}" alt="{e(clip["name"])}">'
+    else:
+        player = (f'<video id="{vid}" controls preload="metadata"{poster}><source src="{e(clip["video"])}" '
+                  f'type="{e(clip.get("mime", "video/mp4"))}">{tracks}</video>')
     return f"""<section id="{e(clip['name'])}">
 {heading}
 <p class="sub">{e(clip.get('line', ''))}</p>{notes}

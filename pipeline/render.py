@@ -273,6 +273,11 @@ def plan_scenes(items: list[tuple[str, object, RenderSettings]]) -> tuple[list[S
     return scene_jobs, prepared
 
 
+def clips_theme(items) -> str:
+    """The theme of what surrounds the clips (a page, a deck): light when every clip is light."""
+    return "light" if all(params.theme == "light" for _, params, _ in items) else "dark"
+
+
 def clip_stems(names: list[str]) -> list[str]:
     """Each clip's file stem: the scene's name, then name-2, name-3 ... for repeats (a lecture)."""
     seen: dict[str, int] = {}
@@ -336,8 +341,7 @@ def render_scenes(items: list[tuple[str, object, RenderSettings]], out: Path | N
             clips.append(page_clip(name, params, settings, data, info) | (page_notes[i] if page_notes else {}))
         if page_title:
             subtitle = f"{len([r for r in rows if r['ok']])} clips · every number from a real forward pass"
-            theme = "light" if all(params.theme == "light" for _, params, _ in items) else "dark"
-            atomic_write_text(out / "index.html", lecture_page(page_title, subtitle, clips, theme))
+            atomic_write_text(out / "index.html", lecture_page(page_title, subtitle, clips, clips_theme(items)))
     finally:
         signal.signal(signal.SIGTERM, previous_term)
         shutil.rmtree(work, ignore_errors=True)

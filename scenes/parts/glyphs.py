@@ -111,7 +111,8 @@ def key_of(text: Text) -> str:
 def init_svg_mobject(self: Text, use_svg_cache: bool) -> Text:
     """Text.init_svg_mobject: from manim's memory, else from the disk cache, else parsed (and
     stored on disk when it can be held exactly)."""
-    if use_svg_cache and hash_obj(self.hash_seed) in SVG_HASH_TO_MOB_MAP:
+    memory_key = hash_obj(self.hash_seed) if use_svg_cache else None
+    if memory_key in SVG_HASH_TO_MOB_MAP:
         return SVGMobject.init_svg_mobject(self, use_svg_cache)  # manim's own: a copy from memory
     path = entry_path("glyphs", key_of(self))
     before = dict(self.__dict__)
@@ -130,7 +131,7 @@ def init_svg_mobject(self: Text, use_svg_cache: bool) -> Text:
         self.generate_mobject()
         store(self, before, path)
     if use_svg_cache:
-        SVG_HASH_TO_MOB_MAP[hash_obj(self.hash_seed)] = self.copy()
+        SVG_HASH_TO_MOB_MAP[memory_key] = self.copy()
     return self
 
 
@@ -139,21 +140,19 @@ def store(text: Text, before: dict, path) -> None:
     try:
         index = {id(g): i for i, g in enumerate(text.submobjects)}
         changed = {key: value for key, value in text.__dict__.items()
-                   if key not in ("submobjects", "id_to_vgroup_dict") and not same(before.get(key, Missing), value)}
+                   if key not in ("submobjects", "id_to_vgroup_dict") and not same(before.get(key, MISSING), value)}
         entry = {"glyphs": [encode_glyph(g) for g in text.submobjects],
                  "text": {key: encode(value) for key, value in changed.items()},
                  "groups": {name: [index[id(m)] for m in group.submobjects] for name, group in text.id_to_vgroup_dict.items()}}
     except (Unstorable, KeyError):
         return
-    if len(entry["glyphs"]) == len(text.submobjects):
-        try:
-            write_json(path, entry)
-        except OSError:  # a read-only or full cache: the text is drawn all the same
-            pass
+    try:
+        write_json(path, entry)
+    except OSError:  # a read-only or full cache: the text is drawn all the same
+        pass
 
 
-class Missing:
-    pass
+MISSING = object()  # an attribute the Text did not have before the parse
 
 
 def same(a, b) -> bool:
